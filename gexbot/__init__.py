@@ -1,0 +1,3 @@
+"""gexbot: a paper-trading daemon for index-options regimes."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,66 @@
+"""One exception tree; each branch is a reaction of the loop.
+
+    GexbotError
+    ├── ConfigError      bad preset, CLI argument or environment  -> one line, exit 2
+    ├── ModelError       HMM model file missing, corrupt, invalid -> one line, exit 2
+    ├── CalendarError    a date outside the exchange calendar     -> one line, exit 2
+    ├── AuthError        Schwab refused our credentials           -> alert once, stop (exit 3)
+    └── DataError        one minute's market data is unusable     -> skip the minute
+        └── TransientError  timeout, 429, 5xx after retries      -> skip the minute
+
+Anything else is a bug: a traceback and a non-zero exit; a restart resumes from the store.
+`live.main()` maps the tree to exit codes, so the reactions live in one place.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_BUG = 1
+EXIT_CONFIG = 2
+EXIT_AUTH = 3
+
+
+class GexbotError(Exception):
+    """Root of every error gexbot raises on purpose; its message is one line a user can act on."""
+
+    exit_code = EXIT_BUG
+
+
+class ConfigError(GexbotError):
+    """A preset, CLI argument or environment variable is missing or invalid."""
+
+    exit_code = EXIT_CONFIG
+
+
+class ModelError(GexbotError):
+    """The HMM model file is missing, unreadable or fails validation."""
+
+    exit_code = EXIT_CONFIG
+
+
+class CalendarError(GexbotError):
+    """A date lies outside what the installed exchange calendar knows."""
+
+    exit_code = EXIT_CONFIG
+
+
+class AuthError(GexbotError):
+    """Schwab refused the credentials (refresh token expired, revoked or wrong app key)."""
+
+    exit_code = EXIT_AUTH
+
+
+class DataError(GexbotError):
+    """One minute's market data is unusable; the loop skips the minute.
+
+    `kind` is a short stable label (e.g. ``quote_missing``, ``chain_status``) used for counting
+    and metrics; the message says what was wrong in words.
+    """
+
+    def __init__(self, message: str, kind: str = "bad_data") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+class TransientError(DataError):
+    """A request failed in a way that may heal by itself (timeout, 429, 5xx)."""
