@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,9 +19,9 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
 
-def frozen_array(values: object, dtype: type = np.float64) -> npt.NDArray[np.generic]:
+def frozen_array(values: object, dtype: type = np.float64) -> npt.NDArray[Any]:
     """A read-only numpy copy of `values`, safe to keep inside a frozen value."""
-    array = np.array(values, dtype=dtype)
+    array: npt.NDArray[Any] = np.array(values, dtype=dtype)
     array.flags.writeable = False
     return array
 

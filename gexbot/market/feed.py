@@ -1,0 +1,121 @@
+"""One minute of market data: the three requests, made together, parsed into a `Snapshot`.
+
+The request parameters are built here once for every source, so the simulated market, a
+recording and live Schwab all see byte-identical requests, and a replay finds exactly what
+the live run asked for.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime
+
+from gexbot.core.session import TradingCalendar
+from gexbot.core.types import SessionTimes, Snapshot
+from gexbot.market.parse import parse_snapshot
+from gexbot.market.transport import Endpoint, Exchange, Transport
+from gexbot.settings import Preset
+
+
+def epoch_ms(moment: datetime) -> str:
+    """Milliseconds since the epoch, as Schwab's date parameters want them."""
+    return str(int(moment.timestamp() * 1000))
+
+
+def quote_params(preset: Preset) -> dict[str, str]:
+    """Index and proxy ETF in one quotes request."""
+    return {"symbols": f"{preset.symbol},{preset.proxy}", "fields": "quote,reference"}
+
+
+def history_params(preset: Preset, session: SessionTimes, at: datetime) -> dict[str, str]:
+    """Today's 1-minute bars up to `at`, with the previous close (explicit endDate: see docs)."""
+    return {
+        "symbol": preset.symbol,
+        "periodType": "day",
+        "period": "1",
+        "frequencyType": "minute",
+        "frequency": "1",
+        "startDate": epoch_ms(session.open),
+        "endDate": epoch_ms(at),
+        "needExtendedHoursData": "false",
+        "needPreviousClose": "true",
+    }
+
+
+def chain_params(preset: Preset, today: date, last_expiration: date) -> dict[str, str]:
+    """The near-the-money chain, bounded to the preset's expirations (unbounded overflows)."""
+    return {
+        "symbol": preset.symbol,
+        "contractType": "ALL",
+        "strikeCount": str(preset.chain.strike_count),
+        "includeUnderlyingQuote": "false",
+        "fromDate": today.isoformat(),
+        "toDate": last_expiration.isoformat(),
+    }
+
+
+class MarketFeed:
+    """Fetches and parses one minute; concurrent requests for slow (live) transports."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        preset: Preset,
+        calendar: TradingCalendar,
+        *,
+        concurrent: bool = False,
+    ) -> None:
+        self.transport = transport
+        self._preset = preset
+        self._calendar = calendar
+        self._pool = ThreadPoolExecutor(max_workers=3) if concurrent else None
+        self._last_expiration: tuple[date, date] | None = None
+
+    def requests(
+        self, session: SessionTimes, minute: datetime
+    ) -> list[tuple[Endpoint, dict[str, str]]]:
+        """The minute's three requests, in a fixed order: quotes, pricehistory, chains."""
+        return [
+            ("quotes", quote_params(self._preset)),
+            ("pricehistory", history_params(self._preset, session, minute)),
+            ("chains", chain_params(self._preset, session.date, self._expiration_end(session))),
+        ]
+
+    def exchanges(
+        self, session: SessionTimes, minute: datetime, clock_time: datetime
+    ) -> list[Exchange]:
+        """Make the minute's requests (together when concurrent) and return the answers."""
+        requests = self.requests(session, minute)
+        if self._pool is None:
+            return [self.transport.get(ep, params, clock_time) for ep, params in requests]
+        futures = [
+            self._pool.submit(self.transport.get, ep, params, clock_time) for ep, params in requests
+        ]
+        return [future.result() for future in futures]
+
+    def snapshot(self, session: SessionTimes, minute: datetime, clock_time: datetime) -> Snapshot:
+        """The parsed minute; raises `DataError` (skip the minute) when anything is unusable."""
+        quotes, history, chain = self.exchanges(session, minute, clock_time)
+        return parse_snapshot(
+            quotes,
+            history,
+            chain,
+            at=minute,
+            session=session,
+            symbol=self._preset.symbol,
+            proxy=self._preset.proxy,
+        )
+
+    def close(self) -> None:
+        """Stop the request threads."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _expiration_end(self, session: SessionTimes) -> date:
+        cached = self._last_expiration
+        if cached is not None and cached[0] == session.date:
+            return cached[1]
+        ahead = self._preset.chain.expirations_ahead
+        last = self._calendar.sessions_from(session.date, ahead + 1)[-1].date
+        self._last_expiration = (session.date, last)
+        return last
