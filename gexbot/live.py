@@ -9,26 +9,15 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from dotenv import load_dotenv
 
 from gexbot import __version__
-from gexbot.core.engine import EngineParams, initial_state
-from gexbot.core.session import EASTERN, TradingCalendar
-from gexbot.core.types import SessionTimes
-from gexbot.errors import EXIT_BUG, EXIT_OK, ConfigError, GexbotError
-from gexbot.market.feed import MarketFeed
-from gexbot.market.transport import Transport
-from gexbot.model_io import read_model
-from gexbot.settings import Preset, Secrets, load_variant
-from gexbot.shell.clock import Clock, RealClock, SimClock
-from gexbot.shell.loop import TradingLoop, live_sessions
+from gexbot.errors import EXIT_BUG, EXIT_OK, GexbotError
 
 DEFAULT_DB = "quant_trading_data.db"
 log = logging.getLogger("gexbot")
@@ -41,7 +30,9 @@ def parse_speed(text: str) -> float | None:
     try:
         speed = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--speed must be 'max' or a number, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"--speed must be 'max' or a number, got {text!r}"
+        ) from None
     if not speed > 0:
         raise argparse.ArgumentTypeError(f"--speed must be positive, got {text!r}")
     return speed
@@ -52,7 +43,7 @@ def parse_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date like 2026-10-01, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-10-01, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--http-port", type=int, help="serve /healthz and /metrics on this port")
     out.add_argument("--http-host", default="127.0.0.1", help="health endpoint address")
     out.add_argument("--log-format", choices=["text", "json"], default="text")
-    out.add_argument("--log-level", help="DEBUG, INFO, WARNING... (default GEXBOT_LOG_LEVEL or INFO)")
+    out.add_argument(
+        "--log-level", help="DEBUG, INFO, WARNING... (default GEXBOT_LOG_LEVEL or INFO)"
+    )
     parser.add_argument("--version", action="version", version=f"gexbot {__version__}")
     return parser
 

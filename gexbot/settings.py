@@ -165,7 +165,7 @@ def preset_path(variant: str) -> Path:
 
 
 def load_preset(path: str | Path) -> Preset:
-    """Read and validate a preset file; any problem is one `ConfigError` line naming file and key."""
+    """Read and validate a preset file; any problem is one `ConfigError` naming file and key."""
     path = Path(path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -176,7 +176,9 @@ def load_preset(path: str | Path) -> Preset:
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""
-        raise ConfigError(f"{path}:{line} not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise ConfigError(
+            f"{path}:{line} not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a preset must be a mapping of keys to values")
     try:
@@ -212,7 +214,7 @@ def _masked(value: str | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Secrets:
-    """Credentials from the environment; `repr` never shows them, so a logged object leaks nothing."""
+    """Credentials from the environment; `repr` never shows them, so a log line leaks nothing."""
 
     app_key: str | None = field(default=None, repr=False)
     app_secret: str | None = field(default=None, repr=False)
@@ -230,7 +232,12 @@ class Secrets:
         """Every secret that is set, for the log redactor."""
         return tuple(
             value
-            for value in (self.app_key, self.app_secret, self.refresh_token, self.discord_webhook_url)
+            for value in (
+                self.app_key,
+                self.app_secret,
+                self.refresh_token,
+                self.discord_webhook_url,
+            )
             if value
         )
 

@@ -43,7 +43,6 @@ from gexbot.core.types import (
     Snapshot,
     State,
     Trade,
-    frozen_array,
 )
 from gexbot.settings import StrategySettings
 
@@ -114,7 +113,9 @@ def step(state: State, snapshot: Snapshot, params: EngineParams) -> tuple[State,
     return state, events
 
 
-def skip(state: State, at: datetime, reason: str, params: EngineParams) -> tuple[State, list[Event]]:
+def skip(
+    state: State, at: datetime, reason: str, params: EngineParams
+) -> tuple[State, list[Event]]:
     """Record a minute whose data was unusable: no feature, no entry, no exit, one SKIP row."""
     state = replace(state, last_minute=at)
     decided = _decided(state, None, None, Action.SKIP, reason, (), params, at)
@@ -439,4 +440,3 @@ def _decided(
         blocked_by=blockers,
         balance=state.balance,
     )
-

@@ -25,9 +25,7 @@ REGULAR_SESSION = timedelta(hours=6, minutes=30)
 class TradingCalendar:
     """Sessions of one exchange (XNYS for the U.S. equity session)."""
 
-    def __init__(
-        self, name: str, flatten_minutes: int, start: date | None = None
-    ) -> None:
+    def __init__(self, name: str, flatten_minutes: int, start: date | None = None) -> None:
         """Load the calendar `name`; `start` extends it back when older sessions are needed."""
         try:
             if start is None:

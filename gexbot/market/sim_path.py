@@ -1,5 +1,5 @@
 """The seeded synthetic market behind `SimMarket`: daily closes, one session's minute path,
-its order flow and its option open interest, and the Black–Scholes maths of the chain.
+its order flow, its option open interest and the Black-Scholes gamma that steers it.
 
 Everything a day shows comes from a generator seeded by (seed, variant, date) alone, so a day
 answers the same bytes whatever was asked before it. Only the daily closes chain the days
@@ -9,7 +9,7 @@ previous close is day D-1's last price exactly without building D-1's minute pat
 The path is built to exercise every rule of the strategy: a 2-state volatility regime that
 switches within the day, open interest skewed so that net GEX is mostly positive on "positive"
 days and mostly negative on the others (and flips when spot crosses a wall), an
-Ornstein–Uhlenbeck pull to a drifting level while gamma is positive and momentum while it is
+Ornstein-Uhlenbeck pull to a drifting level while gamma is positive and momentum while it is
 negative, opening gaps on some days, and proxy bid/ask sizes that lean against sharp moves.
 """
 
@@ -33,20 +33,20 @@ IntArray = npt.NDArray[np.int64]
 EPOCH = date(2020, 1, 2)
 """First simulated session; its previous close is the preset's base price."""
 RATE = 0.04
-"""Risk-free rate of the Black–Scholes maths (the chain's `interestRate` is this in percent)."""
+"""Risk-free rate of the Black-Scholes maths (the chain's `interestRate` is this in percent)."""
 SECONDS_PER_YEAR = 365.0 * 86400.0
 MIN_EXPIRY_SECONDS = 300.0
 """Time-to-expiry floor, so an expiring contract's gamma stays finite."""
 
-P_VOLATILE_DAY = 0.25
+P_VOLATILE_DAY = 0.2
 P_POSITIVE_DAY = 0.68
 P_GAP_DAY = 0.18
 CALM_SIGMA = 0.6
 VOLATILE_SIGMA = 2.0
 WALK_REVERSION = 0.02
 """Daily pull of the log close back to the base price, so years of walk stay near it."""
-OU_PULL = 0.3
-"""Per-minute Ornstein–Uhlenbeck pull to the level while gamma is positive (half-life ~2 min)."""
+OU_PULL = 0.4
+"""Per-minute Ornstein-Uhlenbeck pull to the level while gamma is positive (half-life < 2 min)."""
 FLOW_LEAN = 0.45
 """How strongly log(bid/ask) leans against the price's deviation from its recent mean."""
 FLOW_BIAS = 0.15
@@ -169,26 +169,31 @@ class OpenInterest:
     call_bumps: tuple[tuple[float, float, float], ...]
     put_bumps: tuple[tuple[float, float, float], ...]
     base: float
+    far: float
+    """Distance from the anchor (points) beyond which a strike may carry no open interest."""
 
-    def contracts(self, strike_index: IntArray, interval: float, call: bool, ahead: int) -> FloatArray:
-        """Open interest (contracts) of the strikes `strike_index * interval`, `ahead` sessions out."""
-        strikes = strike_index * interval
+    def contracts(self, strike_index: IntArray, interval: float, call: bool,
+                  ahead: int) -> FloatArray:
+        """Open interest (contracts) of strikes `strike_index * interval`, `ahead` sessions out."""
+        strikes = strike_prices(strike_index, interval)
         away = (strikes - self.anchor) / self.scale
         lean = 1.0 / (1.0 + np.exp(-away if call else away))
         profile = self.base * (0.5 + lean)
         for center, width, height in self.call_bumps if call else self.put_bumps:
             profile = profile + height * np.exp(-0.5 * ((strikes - center) / width) ** 2)
         salt = 2 * ahead + (1 if call else 0)
-        noise = np.exp(0.1 * (hashed_uniform(self.key, strike_index, salt) - 0.5) * 3.46)
+        spread = (hashed_uniform(self.key, strike_index, salt) - 0.5) * math.sqrt(12.0)
+        noise = np.exp(0.1 * spread)  # about 10% strike-to-strike roughness
         oi = np.round(profile * noise / (1.0 + 0.6 * ahead))
-        empty = (np.abs(away) > 2.5) & (hashed_uniform(self.key, strike_index, 100 + salt) < 0.3)
+        far = np.abs(strikes - self.anchor) > self.far
+        empty = far & (hashed_uniform(self.key, strike_index, 100 + salt) < 0.25)
         return np.where(empty, 0.0, oi)
 
 
 def draw_open_interest(rng: np.random.Generator, plan: DayPlan, anchor: float,
-                       daily_vol: float) -> OpenInterest:
+                       sim: SimSettings) -> OpenInterest:
     """Place the day's open-interest bumps around the open."""
-    scale = anchor * daily_vol
+    scale = anchor * sim.daily_vol
     near = anchor + scale * rng.uniform(-0.1, 0.5)
     wall = scale * rng.uniform(0.9, 1.5)
     height = rng.uniform(2500.0, 5000.0)
@@ -201,7 +206,8 @@ def draw_open_interest(rng: np.random.Generator, plan: DayPlan, anchor: float,
     else:
         puts = ((2 * anchor - near, width, height),)
         calls = ((anchor + wall + 0.3 * scale, 0.5 * scale, wall_height),)
-    return OpenInterest(key, anchor, scale, calls, puts, base=300.0)
+    return OpenInterest(key, anchor, scale, calls, puts, base=300.0,
+                        far=15 * sim.strike_interval)
 
 
 def strike_window(spot: float, interval: float, count: int) -> IntArray:
@@ -209,6 +215,11 @@ def strike_window(spot: float, interval: float, count: int) -> IntArray:
     k0 = math.floor(spot / interval + 1e-9)
     below = count // 2
     return np.arange(k0 - below + 1, k0 + count - below + 1, dtype=np.int64)
+
+
+def strike_prices(strike_index: IntArray, interval: float) -> FloatArray:
+    """Strike prices of strike indices."""
+    return (strike_index * interval).astype(np.float64)
 
 
 def smile(iv_atm: float, spot: float, strikes: FloatArray) -> FloatArray:
@@ -223,38 +234,10 @@ def years_to(expiry: datetime, at: datetime) -> float:
 
 
 def bs_gamma(spot: float, strikes: FloatArray, years: float, iv: FloatArray) -> FloatArray:
-    """Black–Scholes gamma per share per 1-point move."""
+    """Black-Scholes gamma per share per 1-point move."""
     root = iv * math.sqrt(years)
     d1 = (np.log(spot / strikes) + (RATE + 0.5 * iv * iv) * years) / root
     return np.exp(-0.5 * d1 * d1) / (math.sqrt(2.0 * math.pi) * spot * root)
-
-
-_erf = np.frompyfunc(math.erf, 1, 1)
-
-
-def _cdf(x: FloatArray) -> FloatArray:
-    return 0.5 * (1.0 + _erf(x / math.sqrt(2.0)).astype(np.float64))
-
-
-def bs_greeks(spot: float, strikes: FloatArray, years: float, iv: FloatArray,
-              call: bool) -> dict[str, FloatArray]:
-    """Price and greeks in Schwab's units: theta per day, vega per vol point, rho per 1%."""
-    root_t = math.sqrt(years)
-    root = iv * root_t
-    d1 = (np.log(spot / strikes) + (RATE + 0.5 * iv * iv) * years) / root
-    d2 = d1 - root
-    pdf = np.exp(-0.5 * d1 * d1) / math.sqrt(2.0 * math.pi)
-    disc = strikes * math.exp(-RATE * years)
-    sign = 1.0 if call else -1.0
-    n1, n2 = _cdf(sign * d1), _cdf(sign * d2)
-    return {
-        "price": sign * (spot * n1 - disc * n2),
-        "delta": sign * n1,
-        "gamma": pdf / (spot * root),
-        "theta": (-spot * pdf * iv / (2.0 * root_t) - sign * RATE * disc * n2) / 365.0,
-        "vega": spot * pdf * root_t / 100.0,
-        "rho": sign * disc * years * n2 / 100.0,
-    }
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -289,7 +272,7 @@ class DayPath:
 
 
 def _regimes(rng: np.random.Generator, plan: DayPlan, count: int) -> BoolArray:
-    up, down = (1 / 40, 1 / 90) if plan.volatile else (1 / 200, 1 / 25)
+    up, down = (1 / 60, 1 / 60) if plan.volatile else (1 / 300, 1 / 25)
     draws = rng.random(count)
     state = plan.volatile
     volatile = np.empty(count, dtype=bool)
@@ -326,7 +309,7 @@ def build_day(seed: int, vkey: int, session: SessionTimes, closes: DayCloses,
     rng = day_rng(seed, vkey, session.date)
     plan = draw_plan(rng)
     n = int((session.close - session.open).total_seconds() // 60)
-    oi = draw_open_interest(rng, plan, closes.open, sim.daily_vol)
+    oi = draw_open_interest(rng, plan, closes.open, sim)
     sigma0 = sim.daily_vol / math.sqrt(390.0)
     volatile = _regimes(rng, plan, n + 1)
     sig = sigma0 * np.where(volatile, VOLATILE_SIGMA, CALM_SIGMA)
@@ -335,41 +318,13 @@ def build_day(seed: int, vkey: int, session: SessionTimes, closes: DayCloses,
     wiggle = np.concatenate(([0.0], np.cumsum(rng.normal(0.0, 0.1 * sigma0, n))))
     log_open, log_close = math.log(closes.open), math.log(closes.close)
     level = log_open + frac * (log_close - log_open) + wiggle - frac * wiggle[-1]
-    eps = rng.standard_normal(n)
+    shocks = rng.standard_normal(n)
     jump = np.where(rng.random(n) < 0.006, rng.uniform(2.5, 4.0, n), 0.0)
-    jump *= np.where(rng.random(n) < 0.5, -1.0, 1.0)
-
-    interval = sim.strike_interval
-    k_lo = math.floor(closes.open * 0.7 / interval)
-    table = np.arange(k_lo, math.ceil(closes.open * 1.3 / interval) + 1, dtype=np.int64)
-    net_oi = [oi.contracts(table, interval, True, e) - oi.contracts(table, interval, False, e)
-              for e in range(len(expiries))]
-    x = np.empty(n + 1)
-    x[0] = log_open
-    returns = np.zeros(n)
-    positive = np.empty(n + 1, dtype=bool)
-    for m in range(n + 1):
-        spot = math.exp(x[m])
-        at = session.open + timedelta(minutes=m)
-        ks = strike_window(spot, interval, strike_count)
-        pos = np.clip(ks - k_lo, 0, table.shape[0] - 1)
-        strikes = ks * interval
-        iv = smile(float(iv_atm[m]), spot, strikes)
-        gex = sum(float(bs_gamma(spot, strikes, years_to(expiry, at), iv) @ net_oi[e][pos])
-                  for e, expiry in enumerate(expiries))
-        positive[m] = gex > 0
-        if m == n:
-            break
-        if positive[m]:
-            drift = OU_PULL * (level[m] - x[m])
-        else:
-            recent = returns[max(m - 10, 0):m]
-            momentum = 0.25 * float(recent.mean()) if m else 0.0
-            drift = 0.15 * (returns[m - 1] if m else 0.0) + momentum + 0.01 * (level[m] - x[m])
-        returns[m] = drift + sig[m] * (eps[m] + jump[m])
-        x[m + 1] = x[m] + returns[m]
-    x += frac * (log_close - x[n])
-    prices = np.round(np.exp(x), 2)
+    shocks += jump * np.where(rng.random(n) < 0.5, -1.0, 1.0)
+    gex_sign = _GexSign(oi, closes.open, session, expiries, sim.strike_interval, strike_count)
+    x, positive = _steer(level, sig[:n] * shocks, iv_atm, gex_sign)
+    x += frac * (log_close - x[n])  # the bridge: end exactly on the planned close
+    prices = np.round(np.exp(x), 2).astype(np.float64)
     prices[0], prices[n] = closes.open, closes.close
 
     bar_sig = sig[:n] * prices[:n]
@@ -378,22 +333,82 @@ def build_day(seed: int, vkey: int, session: SessionTimes, closes: DayCloses,
     u_shape = 1.0 + 1.5 * (np.exp(-frac[:n] * n / 30.0) + np.exp(-(1 - frac[:n]) * n / 30.0))
     moved = np.abs(np.diff(x)) / sigma0
     volume = np.rint(rng.gamma(4.0, 600.0, n) * u_shape * (1.0 + 0.5 * moved)).astype(np.int64)
-
-    dev = (x - _rolling_mean(x, 10)) / sig
-    noise = rng.normal(0.0, 0.45, n + 1)
-    persistent = np.empty(n + 1)
-    carry = 0.0
-    for m, value in enumerate(noise.tolist()):
-        carry = 0.6 * carry + value
-        persistent[m] = carry
-    lean = -FLOW_LEAN * dev + persistent - FLOW_BIAS
-    depth = rng.uniform(5.0, 30.0, n + 1)
-    bid = np.clip(np.rint(depth * np.exp(lean / 2)), 1, 60).astype(np.int64)
-    ask = np.clip(np.rint(depth * np.exp(-lean / 2)), 1, 60).astype(np.int64)
-    zero = rng.random(n + 1) < 1 / 200
-    bid_side = rng.random(n + 1) < 0.5
-    bid[zero & bid_side] = 0
-    ask[zero & ~bid_side] = 0
+    bid, ask = _order_flow(rng, (x - _rolling_mean(x, 10)) / sig)
     proxy = np.round(prices / sim.proxy_ratio * (1.0 + 2e-5 * rng.standard_normal(n + 1)), 2)
     return DayPath(session, closes, plan, prices, high, low, volume, proxy, bid, ask,
                    iv_atm, volatile, positive, oi)
+
+
+class _GexSign:
+    """Sign of the chain's net GEX at a spot and minute, as the generator steers by it."""
+
+    def __init__(self, oi: OpenInterest, anchor: float, session: SessionTimes,
+                 expiries: list[datetime], interval: float, strike_count: int) -> None:
+        self._low = math.floor(anchor * 0.7 / interval)
+        grid = np.arange(self._low, math.ceil(anchor * 1.3 / interval) + 1, dtype=np.int64)
+        self._net_oi = [
+            oi.contracts(grid, interval, True, e) - oi.contracts(grid, interval, False, e)
+            for e in range(len(expiries))
+        ]
+        self._size = grid.shape[0]
+        self._session = session
+        self._expiries = expiries
+        self._interval = interval
+        self._count = strike_count
+
+    def positive(self, spot: float, minute: int, iv_atm: float) -> bool:
+        """True when calls' gamma x OI outweighs puts' over the minute's strike window."""
+        at = self._session.open + timedelta(minutes=minute)
+        ks = strike_window(spot, self._interval, self._count)
+        pos = np.clip(ks - self._low, 0, self._size - 1)
+        strikes = strike_prices(ks, self._interval)
+        iv = smile(iv_atm, spot, strikes)
+        gex = 0.0
+        for net_oi, expiry in zip(self._net_oi, self._expiries, strict=True):
+            gex += float(bs_gamma(spot, strikes, years_to(expiry, at), iv) @ net_oi[pos])
+        return gex > 0
+
+
+def _steer(level: FloatArray, noise: FloatArray, iv_atm: FloatArray,
+           gex_sign: _GexSign) -> tuple[FloatArray, BoolArray]:
+    """Log prices: an OU pull to `level` while gamma is positive, momentum while negative."""
+    n = noise.shape[0]
+    x = np.empty(n + 1)
+    x[0] = level[0]
+    returns = np.zeros(n)
+    positive = np.empty(n + 1, dtype=bool)
+    for m in range(n + 1):
+        positive[m] = gex_sign.positive(math.exp(x[m]), m, float(iv_atm[m]))
+        if m == n:
+            break
+        if positive[m]:
+            drift = OU_PULL * (level[m] - x[m])
+        else:
+            momentum = 0.25 * float(returns[max(m - 10, 0):m].mean()) if m else 0.0
+            drift = 0.15 * (returns[m - 1] if m else 0.0) + momentum + 0.01 * (level[m] - x[m])
+        returns[m] = drift + noise[m]
+        x[m + 1] = x[m] + returns[m]
+    return x, positive
+
+
+def _order_flow(rng: np.random.Generator, deviation: FloatArray) -> tuple[IntArray, IntArray]:
+    """Proxy bid and ask sizes whose log ratio leans against `deviation` (in sigmas).
+
+    Buyers show up on dips and sellers on rips, with persistent noise so that a band breach
+    meets the OFI thresholds on some minutes only; about one minute in 200 has a zero size.
+    """
+    count = deviation.shape[0]
+    persistent = np.empty(count)
+    carry = 0.0
+    for m, value in enumerate(np.asarray(rng.normal(0.0, 0.45, count)).tolist()):
+        carry = 0.6 * carry + value
+        persistent[m] = carry
+    lean = -FLOW_LEAN * deviation + persistent - FLOW_BIAS
+    depth = rng.uniform(5.0, 30.0, count)
+    bid = np.clip(np.rint(depth * np.exp(lean / 2)), 1, 60).astype(np.int64)
+    ask = np.clip(np.rint(depth * np.exp(-lean / 2)), 1, 60).astype(np.int64)
+    zero = rng.random(count) < 1 / 200
+    bid_side = rng.random(count) < 0.5
+    bid[zero & bid_side] = 0
+    ask[zero & ~bid_side] = 0
+    return bid, ask

@@ -1,0 +1,136 @@
+"""HMM model files: read and write the JSON format, and a one-way import of old pickles.
+
+A model file is data: reading one parses JSON and validates numbers, nothing else. Writing is
+atomic (a temporary file in the same directory, then `os.replace`), so a daemon starting while
+the trainer writes sees either the old model or the new one, never half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gexbot.core.hmm import HmmModel, model_from_dict, model_to_dict
+from gexbot.errors import ConfigError, ModelError
+
+_VARIANT_NAME = re.compile(r"hmm_([A-Za-z0-9]+)\.json")
+_PICKLE_COVARIANCE_TYPES = ("diag", "full", "spherical")
+
+
+def _train_hint(path: Path) -> str:
+    match = _VARIANT_NAME.fullmatch(path.name)
+    variant = match.group(1).lower() if match else "{es,nq}"
+    return f"train one with `python -m gexbot.train_hmm --variant {variant}`"
+
+
+def read_model(path: Path) -> HmmModel:
+    """Load and validate the model file at `path`; every failure is a one-line `ModelError`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelError(f"{path}: model file not found; {_train_hint(path)}") from None
+    except UnicodeDecodeError:
+        raise ModelError(f"{path}: not a JSON model file (not UTF-8 text)") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ModelError(f"{path}: cannot read model file ({reason})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            f"the file may be truncated: {_train_hint(path)}"
+        ) from None
+    return model_from_dict(data, source=str(path))
+
+
+def write_model(path: Path, model: HmmModel) -> None:
+    """Write `model` to `path` as pretty JSON, atomically, creating the parent directory."""
+    text = json.dumps(model_to_dict(model), indent=2, allow_nan=False) + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def import_pickle(path: Path, trust: bool) -> HmmModel:
+    """Convert an old pickled hmmlearn GaussianHMM (2 states, 1 feature) into a model.
+
+    The pickle may hold the estimator itself, or a dict with it under ``model`` (or ``hmm``)
+    and optionally ``return_scale``; without one the scale is 1.0 (raw returns, as the old
+    models were trained). Unpickling runs code from the file, so this refuses unless `trust`.
+    """
+    if not trust:
+        raise ConfigError(
+            f"{path}: unpickling runs code from the file; "
+            "pass --trust-pickle only for a file you made"
+        )
+    try:
+        with path.open("rb") as handle:
+            # The caller vouched for this file (trust=True); this is the only unpickling site.
+            loaded = pickle.load(handle)  # noqa: S301
+    except FileNotFoundError:
+        raise ModelError(f"{path}: pickle file not found") from None
+    except Exception as exc:
+        raise ModelError(f"{path}: cannot unpickle ({type(exc).__name__}: {exc})") from None
+    return _from_estimator(loaded, path)
+
+
+def _from_estimator(loaded: Any, path: Path) -> HmmModel:
+    scale = 1.0
+    estimator = loaded
+    if isinstance(loaded, dict):
+        estimator = loaded.get("model", loaded.get("hmm"))
+        raw_scale = loaded.get("return_scale", 1.0)
+        if isinstance(raw_scale, bool) or not isinstance(raw_scale, int | float):
+            raise ModelError(f"{path}: return_scale in the pickle must be a number")
+        scale = float(raw_scale)
+    needed = ("startprob_", "transmat_", "means_", "covars_", "covariance_type")
+    if estimator is None or not all(hasattr(estimator, name) for name in needed):
+        raise ModelError(
+            f"{path}: the pickle holds {type(estimator).__name__}, not a fitted GaussianHMM"
+        )
+    kind = estimator.covariance_type
+    if kind not in _PICKLE_COVARIANCE_TYPES:
+        raise ModelError(f"{path}: covariance_type {kind!r} is not one of diag, full, spherical")
+    means = np.asarray(estimator.means_, dtype=np.float64)
+    covars = np.asarray(estimator.covars_, dtype=np.float64)
+    if means.shape != (2, 1) or covars.shape != (2, 1, 1):
+        raise ModelError(
+            f"{path}: expected 2 states and 1 feature, got means of shape {means.shape}"
+        )
+    # hmmlearn's `covars_` is the full (n_states, n_features, n_features) matrix whatever the
+    # covariance type, so the per-state variance is its only element.
+    variances = covars[:, 0, 0]
+    document = {
+        "format": "gexbot-hmm",
+        "version": 1,
+        "start_prob": np.asarray(estimator.startprob_, dtype=np.float64).tolist(),
+        "transmat": np.asarray(estimator.transmat_, dtype=np.float64).tolist(),
+        "means": means[:, 0].tolist(),
+        "variances": variances.tolist(),
+        "return_scale": scale,
+        "return_kind": "log",
+        "low_state": int(np.argmin(variances)),
+        "metadata": {
+            "imported_from": path.name,
+            "covariance_type": str(kind),
+            "note": "converted from a pickled hmmlearn GaussianHMM",
+        },
+    }
+    return model_from_dict(document, source=str(path))

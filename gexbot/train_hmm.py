@@ -1,0 +1,222 @@
+"""`python -m gexbot.train_hmm`: fit the 2-state volatility HMM, write `models/hmm_<variant>.json`.
+
+The data are 1-minute closes of recent completed sessions, fetched through the same transports
+and parser as the daemon (live Schwab, the simulated market, or recordings), so a model trained
+on a recorded week saw exactly what the daemon saw. Returns never span two sessions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.metadata
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from dotenv import load_dotenv
+from tqdm import tqdm
+
+from gexbot import __version__
+from gexbot.core.session import EASTERN, TradingCalendar
+from gexbot.core.types import FloatArray, SessionTimes
+from gexbot.errors import EXIT_BUG, EXIT_OK, ConfigError, GexbotError, ModelError
+from gexbot.market.feed import history_params
+from gexbot.market.parse import parse_history
+from gexbot.model_io import import_pickle, write_model
+from gexbot.settings import Preset, load_variant, resolve_path
+from gexbot.sources import SourceOptions, open_transport, replay_sessions
+from gexbot.training import FitResult, fit_hmm, session_returns
+
+log = logging.getLogger("gexbot.train_hmm")
+_ONE_MINUTE = timedelta(minutes=1)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every option of the trainer (`--help` lists them)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m gexbot.train_hmm",
+        description="Fit the 2-state Gaussian HMM on 1-minute returns and write the model file.",
+    )
+    parser.add_argument("--variant", required=True, choices=["es", "nq"])
+    parser.add_argument("--preset", type=Path, help="a preset YAML file instead of the shipped one")
+    parser.add_argument("--source", choices=["schwab", "sim"], default="schwab")
+    parser.add_argument(
+        "--replay", nargs="+", type=Path, metavar="PATH", help="train on recordings"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="simulated market seed (--source sim)")
+    parser.add_argument(
+        "--sessions", type=int, help="sessions of history (default: the preset's train_sessions)"
+    )
+    parser.add_argument(
+        "--end", type=date.fromisoformat, help="last session to use (default: last completed)"
+    )
+    parser.add_argument("--restarts", type=int, default=8, help="random restarts (default 8)")
+    parser.add_argument("--fit-seed", type=int, default=0, help="first random_state of the fits")
+    parser.add_argument(
+        "--out", type=Path, help="where to write (default: the preset's model path)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="write even if the states' variances are too close"
+    )
+    parser.add_argument(
+        "--import-pickle", type=Path, metavar="FILE", help="convert an old pickled GaussianHMM"
+    )
+    parser.add_argument(
+        "--trust-pickle",
+        action="store_true",
+        help="confirm FILE is yours: unpickling runs code from the file",
+    )
+    parser.add_argument("--version", action="version", version=f"gexbot {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Train (or import) and write the model; the return value is the exit code."""
+    load_dotenv(override=False)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except GexbotError as problem:
+        log.critical("%s", problem)
+        return problem.exit_code
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception:
+        log.exception("unexpected error: this is a bug")
+        return EXIT_BUG
+
+
+def run(args: argparse.Namespace) -> int:
+    """Gather the data, fit, check and write."""
+    preset = load_variant(args.variant, args.preset)
+    out = args.out if args.out is not None else resolve_path(preset.model_path)
+    if args.import_pickle is not None:
+        model = import_pickle(args.import_pickle, trust=args.trust_pickle)
+        write_model(out, model)
+        log.info("converted %s into %s", args.import_pickle, out)
+        return EXIT_OK
+
+    calendar = TradingCalendar(preset.calendar, preset.strategy.flatten_minutes_before_close)
+    sessions = _training_sessions(args, preset, calendar)
+    closes = gather_closes(args, preset, calendar, sessions)
+    sequences = session_returns(closes)
+    observations = sum(len(s) for s in sequences)
+    log.info(
+        "training on %d sessions %s..%s (%d one-minute returns), %d restarts",
+        len(sessions),
+        sessions[0].date,
+        sessions[-1].date,
+        observations,
+        args.restarts,
+    )
+    with tqdm(total=args.restarts, desc="fitting", unit="fit", file=sys.stderr) as bar:
+        result = fit_hmm(
+            sequences,
+            restarts=args.restarts,
+            seed=args.fit_seed,
+            progress=lambda _: bar.update(1),
+        )
+    _report(result)
+    minimum = preset.strategy.hmm.min_variance_ratio
+    if result.variance_ratio < minimum and not args.force:
+        raise ModelError(
+            f"the two states' variances differ by {result.variance_ratio:.2f}x, below the"
+            f" preset's {minimum}; the data may hold one regime only. Nothing written;"
+            " use --force to write anyway"
+        )
+    model = dataclasses.replace(result.model, metadata=_metadata(args, preset, sessions, result))
+    write_model(out, model)
+    log.info("wrote %s", out)
+    return EXIT_OK
+
+
+def _training_sessions(
+    args: argparse.Namespace, preset: Preset, calendar: TradingCalendar
+) -> list[SessionTimes]:
+    count = args.sessions if args.sessions is not None else preset.strategy.hmm.train_sessions
+    if count < 1:
+        raise ConfigError("--sessions must be at least 1")
+    if args.replay:
+        return replay_sessions(args.replay, calendar, preset)
+    end = args.end
+    if end is None:
+        return calendar.sessions_ending(calendar.last_completed(datetime.now(EASTERN)).date, count)
+    return calendar.sessions_ending(end, count)
+
+
+def gather_closes(
+    args: argparse.Namespace,
+    preset: Preset,
+    calendar: TradingCalendar,
+    sessions: Sequence[SessionTimes],
+) -> list[FloatArray]:
+    """Each session's 1-minute closes, fetched and parsed like the daemon's history."""
+    options = SourceOptions(source=args.source, seed=args.seed, replay=args.replay, record=None)
+    transport = open_transport(options, preset, calendar)
+    closes: list[FloatArray] = []
+    for session in tqdm(sessions, desc="history", unit="session", file=sys.stderr):
+        # A recording answers by clock minute (the session's last); Schwab wants the wall clock.
+        asked_at = datetime.now(EASTERN) if options.live else session.close - _ONE_MINUTE
+        exchange = transport.get(
+            "pricehistory", history_params(preset, session, session.close), asked_at
+        )
+        day, _ = parse_history(exchange, at=session.close, session_open=session.open)
+        if len(day) < 2:
+            log.warning("%s: no 1-minute history, left out", session.date)
+            continue
+        closes.append(day)
+    if not closes:
+        raise ModelError("no session had 1-minute history to train on")
+    return closes
+
+
+def _report(result: FitResult) -> None:
+    model = result.model
+    low, high = model.low_state, 1 - model.low_state
+    log.info(
+        "best of %d fits: log-likelihood %.1f, converged %s, LOW variance %.4g, HIGH variance"
+        " %.4g (ratio %.2f, returns scaled by %g)",
+        result.restarts,
+        result.log_likelihood,
+        result.converged,
+        model.variances[low],
+        model.variances[high],
+        result.variance_ratio,
+        model.return_scale,
+    )
+
+
+def _metadata(
+    args: argparse.Namespace,
+    preset: Preset,
+    sessions: Sequence[SessionTimes],
+    result: FitResult,
+) -> dict[str, object]:
+    return {
+        **result.model.metadata,
+        "variant": preset.variant,
+        "symbol": preset.symbol,
+        "source": "replay" if args.replay else args.source,
+        "seed": args.seed if args.source == "sim" and not args.replay else None,
+        "first_session": sessions[0].date.isoformat(),
+        "last_session": sessions[-1].date.isoformat(),
+        "sessions": len(sessions),
+        "n_observations": result.n_observations,
+        "log_likelihood": result.log_likelihood,
+        "variance_ratio": result.variance_ratio,
+        "converged": result.converged,
+        "restarts": result.restarts,
+        "best_seed": result.best_seed,
+        "versions": {
+            name: importlib.metadata.version(name) for name in ("gexbot", "hmmlearn", "numpy")
+        },
+        "trained_at": datetime.now(EASTERN).isoformat(timespec="seconds"),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
