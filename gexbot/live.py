@@ -9,17 +9,37 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from dotenv import load_dotenv
 
 from gexbot import __version__
-from gexbot.errors import EXIT_BUG, EXIT_OK, GexbotError
+from gexbot.core.engine import EngineParams, initial_state
+from gexbot.core.session import EASTERN, TradingCalendar
+from gexbot.core.types import SessionTimes
+from gexbot.errors import EXIT_BUG, EXIT_OK, AuthError, ConfigError, GexbotError, ModelError
+from gexbot.market.feed import MarketFeed
+from gexbot.model_io import read_model
+from gexbot.settings import Preset, Secrets, load_variant
+from gexbot.shell.clock import Clock, RealClock, SimClock
+from gexbot.shell.discord import DiscordNotifier
+from gexbot.shell.health import HealthServer, Metrics
+from gexbot.shell.logs import Redactor, setup_logging
+from gexbot.shell.loop import TradingLoop, live_sessions
+from gexbot.shell.notify import ConsoleSink, Summary
+from gexbot.shell.store import Store
+from gexbot.sources import Market, SourceOptions, open_market
 
 DEFAULT_DB = "quant_trading_data.db"
+LIVE_FETCH_DELAY = timedelta(seconds=2)
+"""Ask for minute t a moment after t, so the bar of t − 1 is complete at Schwab."""
+HEALTH_MAX_AGE_S = 150.0
+DISCORD_DRAIN_S = 3.0
 log = logging.getLogger("gexbot")
 
 
@@ -118,7 +138,189 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Wire the daemon from parsed arguments and run it to the end of its sessions."""
-    raise NotImplementedError
+    _check_args(args)
+    secrets = Secrets.from_env()
+    redactor = setup_logging(args.log_level, args.log_format, secrets.values())
+    preset = load_variant(args.variant, args.preset)
+    label = preset.variant.upper()
+    notifier = DiscordNotifier(
+        secrets.discord_webhook_url, redact=redactor.redact, logger=logging.getLogger("gexbot")
+    )
+    try:
+        return _run_daemon(args, preset, notifier, redactor)
+    except AuthError as problem:
+        notifier.alert(f"{label}: Schwab authentication failed", str(problem))
+        raise
+    except ModelError as problem:
+        notifier.alert(f"{label}: HMM model file problem", str(problem))
+        raise
+    finally:
+        notifier.close(timeout=DISCORD_DRAIN_S)
+
+
+def _run_daemon(
+    args: argparse.Namespace, preset: Preset, notifier: DiscordNotifier, redactor: Redactor
+) -> int:
+    model = read_model(args.model if args.model is not None else preset.model_file())
+    calendar = TradingCalendar(
+        preset.calendar,
+        preset.strategy.flatten_minutes_before_close,
+        start=args.start - timedelta(days=14) if args.start is not None else None,
+    )
+    options = SourceOptions(
+        source=args.source, seed=args.seed, replay=args.replay, record=args.record
+    )
+    stop = threading.Event()
+    _install_signal_handlers(stop)
+    market = open_market(options, preset, calendar)
+    if hasattr(market.transport, "register_redactor"):
+        market.transport.register_redactor(redactor.add)
+    sessions = _sessions(args, options, calendar, market)
+    db = _database_path(args, preset)
+    params = EngineParams(
+        variant=preset.variant,
+        symbol=preset.symbol,
+        strategy=preset.strategy,
+        model=model,
+        multiplier=preset.chain.contract_multiplier,
+    )
+    label = preset.variant.upper()
+    console = ConsoleSink(logging.getLogger("gexbot.events"), label=label)
+    summary = Summary()
+    metrics = Metrics()
+    health = _start_health(args, metrics)
+    fast = args.speed is None and not options.live
+    feed = MarketFeed(market.transport, preset, calendar, concurrent=options.live)
+    log.info(
+        "gexbot %s %s (%s) on %s; database %s",
+        __version__,
+        label,
+        preset.symbol,
+        _describe_source(args, options),
+        db,
+    )
+    with Store(db, preset.variant, hold_open=fast, logger=log) as store:
+        state = store.restore() or initial_state(params)
+        if state.last_minute is not None:
+            log.info("resuming after %s with balance %.2f", state.last_minute, state.balance)
+        clock = _clock(args, options, stop, sessions, state.last_minute, metrics)
+        loop = TradingLoop(
+            params=params,
+            feed=feed,
+            clock=clock,
+            store=store,
+            sinks=[console.handle, notifier.handle, summary.add, metrics.handle],
+            alerter=notifier,
+            stop=stop,
+            state=state,
+            fetch_delay=LIVE_FETCH_DELAY if options.live else timedelta(0),
+            max_minutes=args.minutes,
+            metrics=metrics,
+        )
+        try:
+            loop.run(sessions if not options.live else live_sessions(calendar, clock))
+        finally:
+            feed.close()
+            console.close()
+            if health is not None:
+                health.stop()
+            _close_transport(market.transport)
+    for line in summary.lines():
+        log.info("%s", line)
+    return EXIT_OK
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    if args.days < 1:
+        raise ConfigError("--days must be at least 1")
+    if args.minutes is not None and args.minutes < 1:
+        raise ConfigError("--minutes must be at least 1")
+    if args.replay and args.source == "sim" and args.seed != 1:
+        raise ConfigError("--seed applies to --source sim, not to --replay")
+
+
+def _sessions(
+    args: argparse.Namespace,
+    options: SourceOptions,
+    calendar: TradingCalendar,
+    market: Market,
+) -> list[SessionTimes]:
+    """The sessions a simulated or replayed run trades (a live run asks as it goes)."""
+    if market.replay is not None:
+        return market.replay_sessions(calendar)
+    if options.live:
+        return []
+    if args.start is not None:
+        return calendar.sessions_from(args.start, args.days)
+    last = calendar.last_completed(datetime.now(EASTERN))
+    return calendar.sessions_ending(last.date, args.days)
+
+
+def _clock(
+    args: argparse.Namespace,
+    options: SourceOptions,
+    stop: threading.Event,
+    sessions: Sequence[SessionTimes],
+    resume_after: datetime | None,
+    metrics: Metrics,
+) -> Clock:
+    if options.live:
+        return RealClock(stop, on_wait=metrics.heartbeat)
+    start = sessions[0].open if resume_after is None else max(resume_after, sessions[0].open)
+    return SimClock(start, stop, speed=args.speed)
+
+
+def _database_path(args: argparse.Namespace, preset: Preset) -> Path:
+    """`--db`, else the default file; a replay never writes the live database by default."""
+    if args.db is not None:
+        return Path(args.db)
+    if not args.replay:
+        return Path(DEFAULT_DB)
+    first = Path(args.replay[0])
+    folder = first if first.is_dir() else first.parent
+    fresh = folder / f"replay-{preset.variant}.db"
+    for stale in (fresh, fresh.with_name(fresh.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    return fresh
+
+
+def _describe_source(args: argparse.Namespace, options: SourceOptions) -> str:
+    if options.replay:
+        return f"replay of {len(options.replay)} path(s)"
+    if options.live:
+        return "live Schwab data"
+    speed = "max speed" if args.speed is None else f"{args.speed:g}x speed"
+    return f"simulated market seed {args.seed} at {speed}"
+
+
+def _start_health(args: argparse.Namespace, metrics: Metrics) -> HealthServer | None:
+    if args.http_port is None:
+        return None
+    server = HealthServer(
+        args.http_port, args.http_host, max_age_s=HEALTH_MAX_AGE_S, metrics=metrics
+    )
+    server.start()
+    log.info("health on http://%s:%d/healthz", args.http_host, server.port)
+    return server
+
+
+def _install_signal_handlers(stop: threading.Event) -> None:
+    """SIGINT/SIGTERM finish the current minute, flush and exit 0."""
+
+    def request_stop(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        log.info("%s received: finishing the current minute", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+
+def _close_transport(transport: object) -> None:
+    close = getattr(transport, "close", None)
+    if callable(close):
+        close()
 
 
 if __name__ == "__main__":

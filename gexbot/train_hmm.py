@@ -27,7 +27,7 @@ from gexbot.market.feed import history_params
 from gexbot.market.parse import parse_history
 from gexbot.model_io import import_pickle, write_model
 from gexbot.settings import Preset, load_variant, resolve_path
-from gexbot.sources import SourceOptions, open_transport, replay_sessions
+from gexbot.sources import Market, SourceOptions, open_market
 from gexbot.training import FitResult, fit_hmm, session_returns
 
 log = logging.getLogger("gexbot.train_hmm")
@@ -101,8 +101,10 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     calendar = TradingCalendar(preset.calendar, preset.strategy.flatten_minutes_before_close)
-    sessions = _training_sessions(args, preset, calendar)
-    closes = gather_closes(args, preset, calendar, sessions)
+    options = SourceOptions(source=args.source, seed=args.seed, replay=args.replay, record=None)
+    market = open_market(options, preset, calendar)
+    sessions = _training_sessions(args, preset, calendar, market)
+    closes = gather_closes(market, options, preset, sessions)
     sequences = session_returns(closes)
     observations = sum(len(s) for s in sequences)
     log.info(
@@ -135,13 +137,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _training_sessions(
-    args: argparse.Namespace, preset: Preset, calendar: TradingCalendar
+    args: argparse.Namespace, preset: Preset, calendar: TradingCalendar, market: Market
 ) -> list[SessionTimes]:
     count = args.sessions if args.sessions is not None else preset.strategy.hmm.train_sessions
     if count < 1:
         raise ConfigError("--sessions must be at least 1")
-    if args.replay:
-        return replay_sessions(args.replay, calendar, preset)
+    if market.replay is not None:
+        recorded = market.replay_sessions(calendar)
+        return recorded if args.sessions is None else recorded[-count:]
     end = args.end
     if end is None:
         return calendar.sessions_ending(calendar.last_completed(datetime.now(EASTERN)).date, count)
@@ -149,14 +152,13 @@ def _training_sessions(
 
 
 def gather_closes(
-    args: argparse.Namespace,
+    market: Market,
+    options: SourceOptions,
     preset: Preset,
-    calendar: TradingCalendar,
     sessions: Sequence[SessionTimes],
 ) -> list[FloatArray]:
     """Each session's 1-minute closes, fetched and parsed like the daemon's history."""
-    options = SourceOptions(source=args.source, seed=args.seed, replay=args.replay, record=None)
-    transport = open_transport(options, preset, calendar)
+    transport = market.transport
     closes: list[FloatArray] = []
     for session in tqdm(sessions, desc="history", unit="session", file=sys.stderr):
         # A recording answers by clock minute (the session's last); Schwab wants the wall clock.

@@ -112,6 +112,8 @@ def day_sigma(plan: DayPlan, daily_vol: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class DayCloses:
+    """A session's previous close, open and close, rounded to cents as the quotes show them."""
+
     previous: float
     open: float
     close: float

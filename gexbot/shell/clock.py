@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from gexbot.core.session import EASTERN
@@ -26,6 +26,10 @@ class Clock(Protocol):
         """Wait until `moment`; False when the wait was interrupted by a stop request."""
         ...
 
+    def skip_to(self, moment: datetime) -> bool:
+        """Get to `moment` across closed-market time: a real clock waits, a simulated one jumps."""
+        ...
+
     @property
     def realtime(self) -> bool:
         """True when minutes can be missed because the world moves on without us."""
@@ -37,8 +41,10 @@ class RealClock:
 
     realtime = True
 
-    def __init__(self, stop: threading.Event) -> None:
+    def __init__(self, stop: threading.Event, on_wait: Callable[[], object] | None = None) -> None:
+        """`on_wait` is called at least every 30 s while waiting (health heartbeats)."""
         self._stop = stop
+        self._on_wait = on_wait
 
     def now(self) -> datetime:
         """The wall-clock time."""
@@ -51,7 +57,13 @@ class RealClock:
             if remaining <= 0:
                 return True
             self._stop.wait(min(remaining, 30.0))
+            if self._on_wait is not None:
+                self._on_wait()
         return False
+
+    def skip_to(self, moment: datetime) -> bool:
+        """The wall clock cannot jump: wait."""
+        return self.sleep_until(moment)
 
 
 class SimClock:
@@ -93,6 +105,9 @@ class SimClock:
         self._now = moment
         return True
 
-    def advance(self, delta: timedelta) -> None:
-        """Move the simulated time forward without waiting (work done within the minute)."""
-        self._now += delta
+    def skip_to(self, moment: datetime) -> bool:
+        """Jump over closed-market time at once, whatever the speed."""
+        if self._stop.is_set():
+            return False
+        self._now = max(self._now, moment)
+        return True

@@ -33,6 +33,7 @@ from gexbot.errors import ConfigError
 
 log = logging.getLogger("gexbot.health")
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+STOP_POLL_S = 0.1  # how often the server checks for a stop request
 SUMMARY_KEYS = ("variant", "balance", "position", "source", "last_minute")
 
 
@@ -234,7 +235,7 @@ class HealthServer:
             problem = f"--http-port: cannot listen on {host}:{port} ({exc.strerror})"
             raise ConfigError(problem) from None
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="health", daemon=True
+            target=self._server.serve_forever, args=(STOP_POLL_S,), name="health", daemon=True
         )
         self._thread.start()
         log.info("health endpoint on http://%s:%d/healthz and /metrics", host, self.port)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -28,11 +28,19 @@ MINUTE = timedelta(minutes=1)
 log = logging.getLogger("gexbot.loop")
 
 
-class Sink(Protocol):
-    """Consumes a committed minute's events (console, Discord, metrics)."""
+Sink = Callable[[Sequence[Event]], None]
+"""Consumes a committed minute's events (console, Discord, metrics); never raises or blocks."""
 
-    def handle(self, events: Sequence[Event]) -> None:
-        """Take the events; must not raise and must not block the minute."""
+
+class Observer(Protocol):
+    """Watches the loop's health (the metrics endpoint)."""
+
+    def observe_iteration(self, latency_s: float, state_summary: dict[str, object]) -> None:
+        """One minute done, in `latency_s` seconds of work."""
+        ...
+
+    def data_error(self, kind: str) -> None:
+        """One minute skipped for a data problem of `kind`."""
         ...
 
 
@@ -80,6 +88,8 @@ class TradingLoop:
         fetch_delay: timedelta = timedelta(0),
         failure_alert_after: int = 5,
         max_minutes: int | None = None,
+        metrics: Observer | None = None,
+        source: str = "",
     ) -> None:
         self.params = params
         self.state = state
@@ -93,6 +103,8 @@ class TradingLoop:
         self._fetch_delay = fetch_delay
         self._failure_alert_after = failure_alert_after
         self._max_minutes = max_minutes
+        self._metrics = metrics
+        self._source = source
 
     def run(self, sessions: Iterable[SessionTimes]) -> State:
         """Trade every session in order; returns the final state."""
@@ -110,7 +122,11 @@ class TradingLoop:
             if self._budget_spent():
                 return False
             if self._clock.realtime and self._clock.now() >= minute + MINUTE:
+                if traded:
+                    self._record_skip(minute, DataError("the loop fell behind", "missed"))
                 continue
+            if not traded and not self._wait_for_open(session, minute):
+                return False
             if not self._clock.sleep_until(minute + self._fetch_delay):
                 return False
             self._run_minute(session, minute)
@@ -122,25 +138,55 @@ class TradingLoop:
             self._announce(events)
         return not self._stop.is_set()
 
+    def _wait_for_open(self, session: SessionTimes, minute: datetime) -> bool:
+        """Before a session's first minute: sleep (live) or jump (simulated) to it."""
+        if self._clock.now() < minute - MINUTE:
+            log.info(
+                "market closed; next session %s opens %s", session.date, f"{session.open:%H:%M %Z}"
+            )
+        return self._clock.skip_to(minute)
+
     def _run_minute(self, session: SessionTimes, minute: datetime) -> None:
         started = time.perf_counter()
         try:
             snapshot = self._feed.snapshot(session, minute, self._clock.now())
         except DataError as problem:
-            self.state, events = skip(self.state, minute, f"{problem.kind}: {problem}", self.params)
-            self._count_failure(minute, problem)
-        else:
-            self.state, events = step(self.state, snapshot, self.params)
-            self.stats.consecutive_failures = 0
+            self._record_skip(minute, problem)
+            return
+        self.state, events = step(self.state, snapshot, self.params)
+        self.stats.consecutive_failures = 0
+        self._finish_minute(minute, events, started)
+
+    def _record_skip(self, minute: datetime, problem: DataError) -> None:
+        started = time.perf_counter()
+        self.state, events = skip(self.state, minute, f"{problem.kind}: {problem}", self.params)
+        self._count_failure(minute, problem)
+        self._finish_minute(minute, events, started)
+
+    def _finish_minute(self, minute: datetime, events: Sequence[Event], started: float) -> None:
         self._store.commit(minute, events, self.state)
         self._announce(events)
         self.stats.minutes += 1
         self.stats.last_latency_s = time.perf_counter() - started
         self.stats.last_iteration = time.monotonic()
+        if self._metrics is not None:
+            position = self.state.position
+            self._metrics.observe_iteration(
+                self.stats.last_latency_s,
+                {
+                    "variant": self.params.variant,
+                    "balance": self.state.balance,
+                    "position": position.direction.value if position is not None else None,
+                    "source": self._source,
+                    "last_minute": minute.isoformat(),
+                },
+            )
 
     def _count_failure(self, minute: datetime, problem: DataError) -> None:
         self.stats.skipped[problem.kind] = self.stats.skipped.get(problem.kind, 0) + 1
         self.stats.consecutive_failures += 1
+        if self._metrics is not None:
+            self._metrics.data_error(problem.kind)
         if self.stats.consecutive_failures == self._failure_alert_after:
             self._alerter.alert(
                 "Market data failing",
@@ -150,7 +196,7 @@ class TradingLoop:
 
     def _announce(self, events: Sequence[Event]) -> None:
         for sink in self._sinks:
-            sink.handle(events)
+            sink(events)
 
     def _budget_spent(self) -> bool:
         return self._max_minutes is not None and self.stats.minutes >= self._max_minutes
@@ -161,5 +207,5 @@ def live_sessions(calendar: TradingCalendar, clock: Clock) -> Iterator[SessionTi
     while True:
         session = calendar.current_or_next(clock.now())
         yield session
-        if clock.now() < session.close:
-            clock.sleep_until(session.close)
+        if clock.now() < session.close and not clock.sleep_until(session.close):
+            return

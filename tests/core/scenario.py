@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -260,9 +260,3 @@ def warm_then(
     spot = beyond_band(warm, direction) if last_spot is None else last_spot
     regimes = [GexRegime.POSITIVE] * len(warm) + [gex]
     return market.snapshots([*warm, spot], ofi=ofi, gex=regimes)
-
-
-def shifted(market: Market, minutes: int) -> Market:
-    """The same market starting `minutes` later (negative: earlier)."""
-    first = market.first_minute() + timedelta(minutes=minutes)
-    return replace(market, start=first.time())

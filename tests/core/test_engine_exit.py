@@ -139,6 +139,8 @@ def test_step_closes_at_spot_with_the_pnl(direction, spot, regime, at, reason) -
     assert after.balance == pytest.approx(90_000.0 + pnl, abs=1e-9)
     assert closed.balance == after.balance
     assert after.position is None
+    cooldown = snapshot.at + timedelta(minutes=5) if reason is R.STOP_LOSS else None
+    assert after.cooldown_until == cooldown
     row = decided(events)
     assert (row.action, row.reason, row.balance) == (Action.CLOSE, str(reason), after.balance)
     assert of_type(events, Opened) == []
@@ -159,13 +161,15 @@ def test_step_holds_between_stop_and_target(direction: Direction) -> None:
 
 
 @pytest.mark.parametrize("direction", [LONG, SHORT])
-def test_close_row_shows_the_position_it_closed(direction: Direction) -> None:
-    """HOLD and CLOSE rows carry the position; on a CLOSE, the one that was just closed."""
+def test_close_row_shows_the_flat_book_after_the_minute(direction: Direction) -> None:
+    """`position`, `target`, `stop` describe the book after the minute: NULL once closed."""
     held = position(direction)
     _, events = step(holding_state(direction), minute(held.target, time(10, 10)), PARAMS)
     row = decided(events)
     assert row.action is Action.CLOSE
-    assert (row.position, row.target, row.stop) == (direction, held.target, held.stop)
+    assert row.reason == "TARGET"
+    assert Blocker.POSITION in row.blocked_by
+    assert (row.position, row.target, row.stop) == (None, None, None)
 
 
 @pytest.mark.parametrize("direction", [LONG, SHORT])
@@ -260,12 +264,6 @@ def test_stop_cooldown_end_to_end(after_stop: int, action: Action) -> None:
     row = decided(minutes[-1])
     expected = (Blocker.COOLDOWN,) if action is Action.WAIT else ()
     assert (row.action, row.blocked_by) == (action, expected)
-
-
-def test_target_exit_sets_no_cooldown() -> None:
-    state = holding_state(LONG)
-    after, _ = step(state, minute(6806.0, time(10, 10)), PARAMS)
-    assert after.cooldown_until is None
 
 
 @pytest.mark.parametrize(

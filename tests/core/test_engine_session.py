@@ -172,6 +172,7 @@ def test_skip_changes_nothing_but_the_last_minute() -> None:
     state, _ = run(snapshots)
     assert state.position is not None
     at = snapshots[-1].at + timedelta(minutes=1)
+    state = replace(state, cooldown_until=at, day_trades=2, day_start_balance=99_000.0)
     after, events = skip(state, at, "quote_missing", PARAMS)
     expected = state_fields(state) | {"last_minute": at}
     assert state_fields(after) == expected

@@ -1,0 +1,108 @@
+"""Which market a run trades on: live Schwab, the simulated market, or recordings.
+
+Shared by the daemon and the trainer so both read the market the same way; recording wraps
+whichever source is chosen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from gexbot import __version__
+from gexbot.core.session import EASTERN, TradingCalendar
+from gexbot.core.types import SessionTimes
+from gexbot.errors import ConfigError
+from gexbot.market.recording import RecordingTransport
+from gexbot.market.replay import ReplayTransport
+from gexbot.market.sim import SimMarket
+from gexbot.market.transport import Transport
+from gexbot.settings import Preset
+
+log = logging.getLogger("gexbot.sources")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOptions:
+    """The command-line choice of market."""
+
+    source: str
+    seed: int
+    replay: Sequence[Path] | None
+    record: Path | None
+
+    @property
+    def live(self) -> bool:
+        """True for live Schwab data (real clock, credentials)."""
+        return not self.replay and self.source == "schwab"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Market:
+    """The opened market: its transport, and the recordings when replaying."""
+
+    transport: Transport
+    replay: ReplayTransport | None
+
+    def replay_sessions(self, calendar: TradingCalendar) -> list[SessionTimes]:
+        """The recorded sessions, in order; days the exchange was closed are skipped."""
+        if self.replay is None:
+            raise ConfigError("no recordings to replay")
+        sessions = []
+        for day in self.replay.sessions():
+            if calendar.is_session(day):
+                sessions.append(calendar.session(day))
+            else:
+                log.warning("%s: the exchange was closed that day; recording skipped", day)
+        if not sessions:
+            raise ConfigError("no trading session in the recordings given")
+        return sessions
+
+
+def open_market(
+    options: SourceOptions,
+    preset: Preset,
+    calendar: TradingCalendar,
+    environ: Mapping[str, str] | None = None,
+) -> Market:
+    """The transport for the chosen market, wrapped in a recorder when asked."""
+    replay: ReplayTransport | None = None
+    transport: Transport
+    if options.replay:
+        replay = ReplayTransport(options.replay)
+        _check_variant(replay.variant, preset, options.replay)
+        transport = replay
+    elif options.source == "sim":
+        transport = SimMarket(preset, calendar, options.seed)
+    else:
+        from gexbot.market.schwab import open_schwab
+
+        transport = open_schwab(os.environ if environ is None else environ)
+    if options.record is not None:
+        transport = RecordingTransport(
+            transport,
+            options.record,
+            preset.variant,
+            header_extra={
+                "symbol": preset.symbol,
+                "proxy": preset.proxy,
+                "source": "replay" if options.replay else options.source,
+                "seed": options.seed if options.source == "sim" else None,
+                "gexbot_version": __version__,
+                "preset": preset.model_dump(mode="json"),
+            },
+            session_of=lambda at: at.astimezone(EASTERN).date(),
+        )
+    return Market(transport=transport, replay=replay)
+
+
+def _check_variant(recorded: str, preset: Preset, paths: Sequence[Path]) -> None:
+    if recorded != preset.variant:
+        shown = ", ".join(str(p) for p in paths)
+        raise ConfigError(
+            f"{shown}: recorded for variant {recorded!r}, not {preset.variant!r};"
+            f" pass --variant {recorded}"
+        )
