@@ -39,6 +39,8 @@ DEFAULT_DB = "quant_trading_data.db"
 LIVE_FETCH_DELAY = timedelta(seconds=2)
 """Ask for minute t a moment after t, so the bar of t − 1 is complete at Schwab."""
 HEALTH_MAX_AGE_S = 150.0
+CALENDAR_MARGIN = timedelta(days=14)
+"""Sessions before `--start` the calendar must know (the previous close of the first one)."""
 DISCORD_DRAIN_S = 3.0
 log = logging.getLogger("gexbot")
 
@@ -165,7 +167,7 @@ def _run_daemon(
     calendar = TradingCalendar(
         preset.calendar,
         preset.strategy.flatten_minutes_before_close,
-        start=args.start - timedelta(days=14) if args.start is not None else None,
+        start=args.start - CALENDAR_MARGIN if args.start is not None else None,
     )
     options = SourceOptions(
         source=args.source, seed=args.seed, replay=args.replay, record=args.record
@@ -189,7 +191,8 @@ def _run_daemon(
     summary = Summary()
     metrics = Metrics()
     health = _start_health(args, metrics)
-    fast = args.speed is None and not options.live
+    realtime = _realtime(args, options)
+    fast = args.speed is None and not realtime
     feed = MarketFeed(market.transport, preset, calendar, concurrent=options.live)
     log.info(
         "gexbot %s %s (%s) on %s; database %s",
@@ -213,12 +216,12 @@ def _run_daemon(
             alerter=notifier,
             stop=stop,
             state=state,
-            fetch_delay=LIVE_FETCH_DELAY if options.live else timedelta(0),
+            fetch_delay=LIVE_FETCH_DELAY if realtime else timedelta(0),
             max_minutes=args.minutes,
             metrics=metrics,
         )
         try:
-            loop.run(sessions if not options.live else live_sessions(calendar, clock))
+            loop.run(live_sessions(calendar, clock) if realtime else sessions)
         finally:
             feed.close()
             console.close()
@@ -239,6 +242,15 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError("--seed applies to --source sim, not to --replay")
 
 
+def _realtime(args: argparse.Namespace, options: SourceOptions) -> bool:
+    """True for the wall clock: live Schwab data without `--start`.
+
+    With `--start`, Schwab (or a local fake standing in for it) is read on a simulated clock,
+    which is how a fake server is driven through whole sessions in minutes.
+    """
+    return options.live and args.start is None
+
+
 def _sessions(
     args: argparse.Namespace,
     options: SourceOptions,
@@ -248,7 +260,7 @@ def _sessions(
     """The sessions a simulated or replayed run trades (a live run asks as it goes)."""
     if market.replay is not None:
         return market.replay_sessions(calendar)
-    if options.live:
+    if _realtime(args, options):
         return []
     if args.start is not None:
         return calendar.sessions_from(args.start, args.days)
@@ -264,7 +276,7 @@ def _clock(
     resume_after: datetime | None,
     metrics: Metrics,
 ) -> Clock:
-    if options.live:
+    if _realtime(args, options):
         return RealClock(stop, on_wait=metrics.heartbeat)
     start = sessions[0].open if resume_after is None else max(resume_after, sessions[0].open)
     return SimClock(start, stop, speed=args.speed)
@@ -288,7 +300,8 @@ def _describe_source(args: argparse.Namespace, options: SourceOptions) -> str:
     if options.replay:
         return f"replay of {len(options.replay)} path(s)"
     if options.live:
-        return "live Schwab data"
+        clock = "wall clock" if _realtime(args, options) else "simulated clock"
+        return f"live Schwab data on the {clock}"
     speed = "max speed" if args.speed is None else f"{args.speed:g}x speed"
     return f"simulated market seed {args.seed} at {speed}"
 

@@ -11,16 +11,18 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gexbot import __version__
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import SessionTimes
 from gexbot.errors import ConfigError
-from gexbot.market.recording import RecordingTransport
-from gexbot.market.replay import ReplayTransport
 from gexbot.market.sim import SimMarket
 from gexbot.market.transport import Transport
 from gexbot.settings import Preset
+
+if TYPE_CHECKING:
+    from gexbot.market.replay import ReplayTransport
 
 log = logging.getLogger("gexbot.sources")
 
@@ -72,6 +74,8 @@ def open_market(
     replay: ReplayTransport | None = None
     transport: Transport
     if options.replay:
+        from gexbot.market.replay import ReplayTransport
+
         replay = ReplayTransport(options.replay)
         _check_variant(replay.variant, preset, options.replay)
         transport = replay
@@ -82,6 +86,8 @@ def open_market(
 
         transport = open_schwab(os.environ if environ is None else environ)
     if options.record is not None:
+        from gexbot.market.recording import RecordingTransport
+
         transport = RecordingTransport(
             transport,
             options.record,

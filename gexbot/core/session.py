@@ -20,15 +20,20 @@ from gexbot.errors import CalendarError, ConfigError
 
 EASTERN = ZoneInfo("America/New_York")
 REGULAR_SESSION = timedelta(hours=6, minutes=30)
+DEFAULT_FIRST_SESSION = xcals.exchange_calendar.GLOBAL_DEFAULT_START
 
 
 class TradingCalendar:
     """Sessions of one exchange (XNYS for the U.S. equity session)."""
 
     def __init__(self, name: str, flatten_minutes: int, start: date | None = None) -> None:
-        """Load the calendar `name`; `start` extends it back when older sessions are needed."""
+        """Load the calendar `name`; `start` extends it further back than the library's default.
+
+        The default window (about 20 years back, 1 year ahead) covers the simulated market's
+        history; a narrower one would leave it without the sessions its daily walk starts from.
+        """
         try:
-            if start is None:
+            if start is None or pd.Timestamp(start) >= DEFAULT_FIRST_SESSION:
                 self._calendar = xcals.get_calendar(name)
             else:
                 self._calendar = xcals.get_calendar(name, start=pd.Timestamp(start))

@@ -137,9 +137,11 @@ class DailyWalk:
             raise CalendarError(f"{day} is before the simulated market's first session {EPOCH}")
         while self._next <= day:
             current = self._next
-            self._next = current + timedelta(days=1)
+            # Ask the calendar before moving on, so a date it does not know leaves the walk
+            # where it was instead of silently skipping a session.
             if self._calendar.is_session(current):
                 self._known[current] = self._step(current)
+            self._next = current + timedelta(days=1)
         if day not in self._known:
             raise CalendarError(f"{day} is not a trading session")
         return self._known[day]
