@@ -39,6 +39,8 @@ DEFAULT_DB = "quant_trading_data.db"
 LIVE_FETCH_DELAY = timedelta(seconds=2)
 """Ask for minute t a moment after t, so the bar of t − 1 is complete at Schwab."""
 HEALTH_MAX_AGE_S = 150.0
+FAST_BATCH = 120
+"""Minutes per database write when the clock runs as fast as it can (see `Store`)."""
 CALENDAR_MARGIN = timedelta(days=14)
 """Sessions before `--start` the calendar must know (the previous close of the first one)."""
 DISCORD_DRAIN_S = 3.0
@@ -202,7 +204,9 @@ def _run_daemon(
         _describe_source(args, options),
         db,
     )
-    with Store(db, preset.variant, hold_open=fast, logger=log) as store:
+    with Store(
+        db, preset.variant, hold_open=fast, logger=log, batch_minutes=FAST_BATCH if fast else 1
+    ) as store:
         state = store.restore() or initial_state(params)
         if state.last_minute is not None:
             log.info("resuming after %s with balance %.2f", state.last_minute, state.balance)

@@ -48,7 +48,11 @@ class Store(Protocol):
     """Where minutes are committed; see `gexbot.shell.store.Store`."""
 
     def commit(self, minute: datetime, events: Sequence[Event], state: State) -> bool:
-        """Write the minute's rows and state in one transaction (or keep them pending)."""
+        """Commit the minute; True once it is durable, False while it waits for its batch."""
+        ...
+
+    def flush(self) -> bool:
+        """Make every committed minute durable now."""
         ...
 
 
@@ -105,12 +109,17 @@ class TradingLoop:
         self._max_minutes = max_minutes
         self._metrics = metrics
         self._source = source
+        self._unannounced: list[Event] = []
 
     def run(self, sessions: Iterable[SessionTimes]) -> State:
         """Trade every session in order; returns the final state."""
-        for session in sessions:
-            if not self._run_session(session):
-                break
+        try:
+            for session in sessions:
+                if not self._run_session(session):
+                    break
+        finally:
+            self._store.flush()
+            self._release()
         return self.state
 
     def _run_session(self, session: SessionTimes) -> bool:
@@ -135,7 +144,9 @@ class TradingLoop:
                 return False
         if traded and self.state.session_date == session.date:
             self.state, events = end_session(self.state, self.params)
-            self._announce(events)
+            self._store.flush()
+            self._unannounced.extend(events)
+            self._release()
         return not self._stop.is_set()
 
     def _wait_for_open(self, session: SessionTimes, minute: datetime) -> bool:
@@ -164,8 +175,9 @@ class TradingLoop:
         self._finish_minute(minute, events, started)
 
     def _finish_minute(self, minute: datetime, events: Sequence[Event], started: float) -> None:
-        self._store.commit(minute, events, self.state)
-        self._announce(events)
+        self._unannounced.extend(events)
+        if self._store.commit(minute, events, self.state):
+            self._release()
         self.stats.minutes += 1
         self.stats.last_latency_s = time.perf_counter() - started
         self.stats.last_iteration = time.monotonic()
@@ -194,7 +206,12 @@ class TradingLoop:
                 f" up to {minute:%Y-%m-%d %H:%M}; last problem: {problem}",
             )
 
-    def _announce(self, events: Sequence[Event]) -> None:
+    def _release(self) -> None:
+        """Hand the durable minutes' events to the sinks: nothing is announced before it is
+        committed, so a crash never announces a trade the restarted run will announce again."""
+        if not self._unannounced:
+            return
+        events, self._unannounced = self._unannounced, []
         for sink in self._sinks:
             sink(events)
 

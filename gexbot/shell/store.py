@@ -1,4 +1,4 @@
-"""DuckDB store: trades, decisions and the engine state, one transaction per minute.
+"""DuckDB store: trades, decisions and the engine state, one transaction per commit.
 
 A minute's decision row, its closed trades and the state that follows it are written in one
 transaction, keyed by (variant, minute): a restart after a crash continues from the last
@@ -9,8 +9,13 @@ file again.
 
 DuckDB lets no other process open a file that one holds, not even read-only. Unless asked to
 hold the file (`hold_open`, for runs as fast as the clock allows), the store opens it only to
-write a minute. When a reader holds it then, the minute stays pending in memory and goes out
-with the next successful write, in order, in one transaction; nothing is lost or doubled.
+write a minute. When a reader holds it then, the minute stays pending in memory and in a journal
+beside the file (`journal.py`), and goes out with the next successful write, in order, in one
+transaction; nothing is lost or doubled, even by a kill.
+
+A run as fast as the clock allows commits `batch_minutes` minutes per transaction: on a
+simulated or replayed clock a minute not yet written is simply decided again after a restart,
+with the same result, so batching costs nothing in safety and saves most of the write time.
 """
 
 from __future__ import annotations
@@ -19,147 +24,35 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import duckdb
 import pandas as pd
 
 from gexbot.core.session import EASTERN
-from gexbot.core.types import Closed, Decided, Event, State, Trade
+from gexbot.core.types import Closed, Decided, Event, State
 from gexbot.errors import ConfigError
+from gexbot.shell.journal import Journal, PendingMinute
 from gexbot.shell.lock import InstanceLock
+from gexbot.shell.schema import (
+    DECISION_COLUMNS,
+    TRADE_COLUMNS,
+    UPSERT_META,
+    UPSERT_STATE,
+    Columns,
+    decision_row,
+    ensure_schema,
+    names,
+    trade_row,
+    transaction,
+    write_decisions,
+    write_trades,
+)
 from gexbot.shell.state_codec import StateFormatError, state_from_json, state_to_json
 
-
-def _columns(spec: str) -> tuple[tuple[str, str], ...]:
-    """(name, SQL type) pairs from "name TYPE, name TYPE" text."""
-    return tuple((name, kind) for name, kind in (item.split() for item in spec.split(",")))
-
-
-TRADE_COLUMNS = _columns(
-    "timestamp TIMESTAMPTZ, symbol VARCHAR, action VARCHAR, price DOUBLE, size DOUBLE,"
-    " regime VARCHAR, pnl DOUBLE,"
-    " entry_time TIMESTAMPTZ, entry_price DOUBLE, exit_reason VARCHAR, bucket VARCHAR,"
-    " variant VARCHAR"
-)
-"""The seed's seven columns first, by their names and meanings, then what a round trip adds."""
-DECISION_COLUMNS = _columns(
-    "variant VARCHAR, at TIMESTAMPTZ, spot DOUBLE, net_gex DOUBLE, gex_regime VARCHAR,"
-    " ofi DOUBLE, hurst DOUBLE, hmm_state VARCHAR, band_mid DOUBLE, band_upper DOUBLE,"
-    " band_lower DOUBLE, position VARCHAR, target DOUBLE, stop DOUBLE, action VARCHAR,"
-    " reason VARCHAR, blocked_by VARCHAR, balance DOUBLE, excluded_contracts INTEGER"
-)
-STATE_COLUMNS = _columns("variant VARCHAR, at TIMESTAMPTZ, state VARCHAR")
-META_COLUMNS = _columns("variant VARCHAR, key VARCHAR, value VARCHAR")
-TABLES: dict[str, tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {
-    "trades": (TRADE_COLUMNS, ("variant", "timestamp", "entry_time")),
-    "decisions": (DECISION_COLUMNS, ("variant", "at")),
-    "state": (STATE_COLUMNS, ("variant",)),
-    "meta": (META_COLUMNS, ("variant", "key")),
-}
-"""Each table's columns and key; the key is what makes a repeated write a no-op."""
-
 RETRY_DELAY_S = 0.2
-
-Row = tuple[Any, ...]
-
-
-def _names(columns: Sequence[tuple[str, str]]) -> str:
-    return ", ".join(f'"{name}"' for name, _ in columns)
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
-
-
-INSERT_DECISION = (
-    f"INSERT INTO decisions ({_names(DECISION_COLUMNS)})"  # noqa: S608 (constants only)
-    f" VALUES ({_marks(len(DECISION_COLUMNS))}) ON CONFLICT DO NOTHING"
-)
-# No ON CONFLICT here: a trades table inherited from the seed has no key to conflict on.
-INSERT_TRADE = (
-    f"INSERT INTO trades ({_names(TRADE_COLUMNS)})"  # noqa: S608 (constants only)
-    f" SELECT {_marks(len(TRADE_COLUMNS))}"
-    ' WHERE NOT EXISTS (SELECT 1 FROM trades WHERE variant = ? AND "timestamp" = ?'
-    " AND entry_time = ?)"
-)
-UPSERT_STATE = (
-    'INSERT INTO state (variant, "at", state) VALUES (?, ?, ?) ON CONFLICT (variant)'
-    ' DO UPDATE SET "at" = excluded."at", state = excluded.state'
-    ' WHERE excluded."at" > state."at"'
-)
-UPSERT_META = (
-    "INSERT INTO meta (variant, key, value) VALUES (?, ?, ?) ON CONFLICT (variant, key)"
-    " DO UPDATE SET value = excluded.value"
-)
-
-
-def decision_row(decided: Decided) -> Row:
-    """The `decisions` row of one minute, in DECISION_COLUMNS order; NULL for unknown features."""
-    f = decided.features
-    seen = (
-        (f.net_gex, _value(f.gex_regime), f.ofi, f.hurst, _value(f.hmm_state),
-         f.band_mid, f.band_upper, f.band_lower)
-        if f is not None
-        else (None,) * 8
-    )
-    blocked = ",".join(blocker.value for blocker in decided.blocked_by) or None
-    return (
-        decided.variant, decided.at, decided.spot, *seen, _value(decided.position),
-        decided.target, decided.stop, decided.action.value, decided.reason, blocked,
-        decided.balance, f.excluded_contracts if f is not None else None,
-    )
-
-
-def trade_row(trade: Trade) -> Row:
-    """The `trades` row of one round trip, in TRADE_COLUMNS order."""
-    return (
-        trade.exit_time, trade.symbol, trade.direction.value, trade.exit_price, trade.size_usd,
-        _value(trade.exit_regime), trade.pnl,
-        trade.entry_time, trade.entry_price, trade.exit_reason.value, trade.bucket, trade.variant,
-    )
-
-
-def _value(member: StrEnum | None) -> str | None:
-    return member.value if member is not None else None
-
-
-@contextlib.contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
-    """Everything inside commits together or not at all."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield
-        con.execute("COMMIT")
-    except BaseException:
-        with contextlib.suppress(duckdb.Error):
-            con.execute("ROLLBACK")
-        raise
-
-
-def _write_decisions(con: duckdb.DuckDBPyConnection, rows: Sequence[Row]) -> None:
-    for row in rows:
-        con.execute(INSERT_DECISION, row)
-
-
-def _write_trades(con: duckdb.DuckDBPyConnection, rows: Sequence[Row]) -> None:
-    for row in rows:
-        con.execute(INSERT_TRADE, [*row, row[11], row[0], row[7]])
-
-
-@dataclass(frozen=True, slots=True)
-class _Minute:
-    """One minute's writes, ready to go out: rows in column order and the state text."""
-
-    minute: datetime
-    decisions: tuple[Row, ...]
-    trades: tuple[Row, ...]
-    state: str
 
 
 class _Held(Exception):
@@ -174,7 +67,10 @@ class Store:
     hold_open : keep one connection for the store's life (fast; readers are kept out) instead
         of opening the file for each write (about 20 ms more; readers welcome in between).
     open_retries : further attempts when a reader holds the file, `retry_wait(RETRY_DELAY_S)`
-        apart, before a minute is left pending.
+        apart, before a minute is left pending (and journaled).
+    batch_minutes : minutes per write. 1 writes each minute as it is committed; more keeps
+        minutes in memory until that many are waiting (or `flush`), for simulated and replayed
+        runs, where a minute lost to a crash is decided again identically.
     """
 
     def __init__(
@@ -186,16 +82,23 @@ class Store:
         logger: logging.Logger | None = None,
         open_retries: int = 3,
         retry_wait: Callable[[float], None] = time.sleep,
+        batch_minutes: int = 1,
     ) -> None:
+        if batch_minutes < 1:
+            raise ValueError(f"batch_minutes must be at least 1, got {batch_minutes}")
         self.path = Path(path)
         self.variant = variant
         self.hold_open = hold_open
         self._log = logger if logger is not None else logging.getLogger("gexbot.store")
         self._open_retries = open_retries
         self._retry_wait = retry_wait
+        self.batch_minutes = batch_minutes
         self._lock = InstanceLock(self.path)
+        self._journal = Journal(self.path, self._log)
+        self._journaled = 0
+        """How many of the pending minutes, from the oldest, are already in the journal."""
         self._con: duckdb.DuckDBPyConnection | None = None
-        self._pending: list[_Minute] = []
+        self._pending: list[PendingMinute] = []
         self._pending_meta: dict[str, str] = {}
         self._meta: dict[str, str] = {}
         self._stored_minute: datetime | None = None
@@ -209,14 +112,32 @@ class Store:
             if self.hold_open:
                 self._con = self._connect_or_refuse()
             with self._session(refuse=True) as con:
-                _ensure_schema(con, self.path)
+                ensure_schema(con, self.path)
                 self._read_saved(con)
         except BaseException:
             self._disconnect()
             self._lock.release()
             raise
         self._opened = True
+        self._recover_journal()
         return self
+
+    def _recover_journal(self) -> None:
+        """Take back the minutes a killed run journaled while a reader held the file."""
+        stored = self._stored_minute
+        items = [
+            item
+            for item in self._journal.load()
+            if stored is None or item.minute > stored
+        ]
+        if not items:
+            self._journal.clear()
+            return
+        self._pending, self._journaled = items, len(items)
+        self._log.warning(
+            "%s: %d minute(s) recovered from %s", self.path, len(items), self._journal.path.name
+        )
+        self._flush()
 
     def close(self) -> None:
         """Write what is pending if the file is free, then let go of the file and the lock."""
@@ -240,8 +161,12 @@ class Store:
         self._opened = False
         try:
             if not self._flush():
-                count = len(self._pending)
-                self._log.warning("%s: %d minute(s) never written (a reader)", self.path, count)
+                self._log.warning(
+                    "%s: %d minute(s) left in %s for the next start (a reader held the file)",
+                    self.path,
+                    len(self._pending),
+                    self._journal.path.name,
+                )
         except Exception:
             if not failing:
                 raise
@@ -252,15 +177,16 @@ class Store:
 
     @property
     def pending_minutes(self) -> tuple[datetime, ...]:
-        """Minutes committed to memory but not yet to the file, oldest first."""
+        """Minutes committed but not yet in the file (in memory, maybe journaled), oldest first."""
         return tuple(item.minute for item in self._pending)
 
     def commit(self, minute: datetime, events: Sequence[Event], state: State) -> bool:
         """Write the minute's decision, trades and state in one transaction, or keep them pending.
 
         A minute at or before the last one committed (written or pending) is a no-op: a rerun
-        after a crash writes nothing twice and never moves the state backwards. Returns False
-        when a reader held the file and the minute is pending.
+        after a crash writes nothing twice and never moves the state backwards. Returns True
+        when the minute is durable: in the file, or in the journal because a reader held the
+        file. False means it waits in memory for its batch (see `batch_minutes`).
         """
         self._require_open()
         latest = self._pending[-1].minute if self._pending else self._stored_minute
@@ -275,11 +201,19 @@ class Store:
         strangers = {row[0] for row in decisions} | {row[11] for row in trades}
         if strangers - {self.variant}:
             raise ValueError(f"events of {sorted(strangers)} committed to the {self.variant} store")
-        self._pending.append(_Minute(minute, tuple(decisions), tuple(trades), state_to_json(state)))
-        return self._flush()
+        item = PendingMinute(minute, tuple(decisions), tuple(trades), state_to_json(state))
+        self._pending.append(item)
+        if len(self._pending) - self._journaled < self.batch_minutes:
+            return False
+        self._flush()
+        return True
 
     def flush(self) -> bool:
-        """Write every pending minute and meta value now; False when a reader holds the file."""
+        """Write every pending minute and meta value now.
+
+        False when a reader holds the file: the minutes are then in the journal, safe from a
+        kill, and go out with the next write.
+        """
         self._require_open()
         return self._flush()
 
@@ -290,18 +224,24 @@ class Store:
             with self._session(refuse=False) as con:
                 self._write_pending(con)
         except _Held:
+            self._journal.append(self._pending[self._journaled :])
+            self._journaled = len(self._pending)
             n = len(self._pending)
             self._log.warning("%s: database held by a reader; %d minute(s) pending", self.path, n)
             return False
+        if self._journaled:
+            self._journal.clear()
+            self._journaled = 0
         return True
 
     def restore(self) -> State | None:
-        """The state this variant last committed, or None for a fresh database."""
+        """The state this variant last committed (written or journaled), None for a fresh file."""
         self._require_open()
-        if self._stored_state is None:
+        text = self._pending[self._journaled - 1].state if self._journaled else self._stored_state
+        if text is None:
             return None
         try:
-            return state_from_json(self._stored_state)
+            return state_from_json(text)
         except StateFormatError as problem:
             raise ConfigError(
                 f"{self.path}: saved state unreadable ({problem});"
@@ -338,7 +278,7 @@ class Store:
     def _frame(
         self,
         table: str,
-        columns: Sequence[tuple[str, str]],
+        columns: Columns,
         order: str,
         variant: str | None,
         since: datetime | None,
@@ -353,7 +293,7 @@ class Store:
             where.append(f'"{order}" >= ?')
             params.append(since)
         sql = (
-            f"SELECT {_names(columns)} FROM {table} WHERE {' AND '.join(where)}"  # noqa: S608
+            f"SELECT {names(columns)} FROM {table} WHERE {' AND '.join(where)}"  # noqa: S608
             f' ORDER BY "{order}"'
         )
         with self._session(refuse=True) as con:
@@ -366,17 +306,18 @@ class Store:
 
     def _write_pending(self, con: duckdb.DuckDBPyConnection) -> None:
         """All pending minutes (in order) and meta values in one transaction."""
-        with _transaction(con):
-            for item in self._pending:
-                _write_decisions(con, item.decisions)
-                _write_trades(con, item.trades)
-                con.execute(UPSERT_STATE, [self.variant, item.minute, item.state])
+        with transaction(con):
+            if self._pending:
+                write_decisions(con, [row for item in self._pending for row in item.decisions])
+                write_trades(con, [row for item in self._pending for row in item.trades])
+                last = self._pending[-1]
+                con.execute(UPSERT_STATE, [self.variant, last.minute, last.state])
             for key, value in self._pending_meta.items():
                 con.execute(UPSERT_META, [self.variant, key, value])
         if self._pending:
             last = self._pending[-1]
             self._stored_minute, self._stored_state = last.minute, last.state
-            if len(self._pending) > 1:
+            if self._journaled:
                 self._log.info("%s: wrote %d pending minutes", self.path, len(self._pending))
         self._pending.clear()
         self._pending_meta.clear()
@@ -436,31 +377,6 @@ class Store:
     def _require_open(self) -> None:
         if not self._opened:
             raise RuntimeError("Store used before open() or after close()")
-
-
-def _ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Create missing tables; extend a seed `trades` table whose columns are a prefix of ours."""
-    with _transaction(con):
-        for table, (columns, key) in TABLES.items():
-            found = con.execute(
-                "SELECT column_name FROM information_schema.columns"
-                " WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
-                [table],
-            ).fetchall()
-            existing = [name for (name,) in found]
-            wanted = [name for name, _ in columns]
-            if not existing:
-                body = ", ".join(f'"{name}" {kind}' for name, kind in columns)
-                keys = ", ".join(f'"{name}"' for name in key)
-                con.execute(f"CREATE TABLE {table} ({body}, PRIMARY KEY ({keys}))")
-            elif table == "trades" and existing == wanted[: len(existing)]:
-                for name, kind in columns[len(existing) :]:
-                    con.execute(f'ALTER TABLE trades ADD COLUMN "{name}" {kind}')
-            elif existing != wanted:
-                raise ConfigError(
-                    f"{path}: table {table} has columns {', '.join(existing)}, not the ones"
-                    " gexbot writes; move the database aside or pass another --db"
-                )
 
 
 def _is_lock_conflict(problem: duckdb.Error) -> bool:

@@ -39,6 +39,7 @@ from gexbot.core.types import (
     frozen_array,
 )
 from gexbot.errors import ConfigError
+from gexbot.shell.journal import journal_path
 from gexbot.shell.lock import InstanceLock
 from gexbot.shell.store import RETRY_DELAY_S, Store
 
@@ -250,7 +251,7 @@ def test_failure_inside_the_transaction_leaves_nothing_of_the_minute(
 
     with Store(db, "es", hold_open=hold_open) as store:
         wait_minute(store, 0)
-        monkeypatch.setattr(store_module, "_write_trades", broken)
+        monkeypatch.setattr(store_module, "write_trades", broken)
         with pytest.raises(RuntimeError, match="disk on fire"):
             store.commit(minute(1), [decided(1), closed(1)], state(1, 100_006.958))
         assert store.decisions_frame()["at"].tolist() == [minute(0)]
@@ -278,9 +279,10 @@ def test_reader_holding_the_file_leaves_minutes_pending_then_all_are_written(
             assert reader.stdout is not None
             assert reader.stdout.readline().strip() == "1"
             with caplog.at_level(logging.WARNING, logger="gexbot.store"):
-                assert not wait_minute(store, 1)
-                assert not wait_minute(store, 2, closed(2))
+                assert wait_minute(store, 1)
+                assert wait_minute(store, 2, closed(2))
             assert store.pending_minutes == (minute(1), minute(2))
+            assert len(journal_path(db).read_text().splitlines()) == 2
             assert waits == [RETRY_DELAY_S] * 6
             assert [record.getMessage() for record in caplog.records] == [
                 f"{db}: database held by a reader; 1 minute(s) pending",
@@ -293,6 +295,7 @@ def test_reader_holding_the_file_leaves_minutes_pending_then_all_are_written(
             assert reader.wait(timeout=60) == 0
     assert wait_minute(store, 3)
     assert store.pending_minutes == ()
+    assert not journal_path(db).exists()
     assert store.last_committed() == minute(3)
     store.close()
     assert query(db, 'SELECT "at" FROM decisions ORDER BY "at"') == [

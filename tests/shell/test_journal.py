@@ -1,0 +1,182 @@
+"""Minutes a reader kept out of the database survive a kill; batches write in one go.
+
+The reader and the killed daemon are real subprocesses, so the file locks are DuckDB's own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_store import READER, closed, decided, minute, query, state, wait_minute
+
+from gexbot.shell.journal import Journal, PendingMinute, journal_path
+from gexbot.shell.schema import decision_row, trade_row
+from gexbot.shell.store import Store
+
+REPO = Path(__file__).resolve().parents[2]
+JOURNALING_VICTIM = """
+import sys
+from pathlib import Path
+from gexbot.shell.store import Store
+from test_store import closed, decided, minute, state
+with Store(Path(sys.argv[1]), "es", hold_open=False, retry_wait=lambda s: None) as store:
+    store.commit(minute(0), [decided(0)], state(0))
+    print(0, flush=True)
+    sys.stdin.readline()
+    for n in range(1, 6):
+        extra = [closed(n)] if n == 3 else []
+        store.commit(minute(n), [decided(n), *extra], state(n, 100_000.0 + n))
+        print(n, flush=True)
+    sys.stdin.readline()
+"""
+
+
+def _reader(db: Path) -> subprocess.Popen[str]:
+    reader = subprocess.Popen(  # noqa: S603 (our own interpreter and script)
+        [sys.executable, "-c", READER, str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    assert reader.stdout is not None
+    assert reader.stdout.readline().strip() == "1"
+    return reader
+
+
+def _release(reader: subprocess.Popen[str]) -> None:
+    assert reader.stdin is not None
+    reader.stdin.close()
+    assert reader.wait(timeout=60) == 0
+
+
+def test_daemon_killed_while_a_reader_holds_the_file_loses_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "quant.db"
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{Path(__file__).parent}"}
+    with subprocess.Popen(  # noqa: S603 (our own interpreter and script)
+        [sys.executable, "-c", JOURNALING_VICTIM, str(db)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        text=True, env=env,
+    ) as victim:
+        assert victim.stdout is not None
+        assert victim.stdin is not None
+        assert victim.stdout.readline().strip() == "0"
+        reader = _reader(db)
+        victim.stdin.write("go\n")
+        victim.stdin.flush()
+        assert [victim.stdout.readline().strip() for _ in range(5)] == ["1", "2", "3", "4", "5"]
+        victim.send_signal(signal.SIGKILL)
+    _release(reader)
+    assert query(db, 'SELECT "at" FROM decisions') == [(minute(0),)]
+    assert len(journal_path(db).read_text().splitlines()) == 5
+
+    with caplog.at_level(logging.WARNING, logger="gexbot.store"), Store(
+        db, "es", hold_open=False
+    ) as store:
+        restored = store.restore()
+        assert restored is not None
+        assert restored.last_minute == minute(5)
+        assert restored.balance == 100_005.0
+        assert store.pending_minutes == ()
+    assert f"{db}: 5 minute(s) recovered from quant.db.pending" in caplog.messages
+    assert not journal_path(db).exists()
+    assert query(db, 'SELECT "at" FROM decisions ORDER BY "at"') == [
+        (minute(n),) for n in range(6)
+    ]
+    assert query(db, "SELECT count(*) FROM trades") == [(1,)]
+    assert query(db, 'SELECT "at" FROM state') == [(minute(5),)]
+
+
+def test_journal_already_written_to_the_file_is_not_written_again(tmp_path: Path) -> None:
+    db = tmp_path / "quant.db"
+    with Store(db, "es", hold_open=False) as store:
+        for n in range(3):
+            wait_minute(store, n, *([closed(n)] if n == 1 else []))
+    # A kill between the database write and the journal's removal leaves both behind.
+    Journal(db, logging.getLogger("test")).append(
+        [
+            PendingMinute(minute(n), (decision_row(decided(n)),), (trade_row(closed(n).trade),),
+                          "{}")
+            for n in (1, 2)
+        ]
+    )
+    with Store(db, "es", hold_open=False) as store:
+        restored = store.restore()
+        assert restored is not None
+        assert restored.last_minute == minute(2)
+    assert not journal_path(db).exists()
+    assert query(db, "SELECT count(*) FROM decisions") == [(3,)]
+    assert query(db, "SELECT count(*) FROM trades") == [(1,)]
+
+
+def test_a_line_cut_short_by_a_kill_is_dropped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "quant.db"
+    journal = Journal(db, logging.getLogger("test.journal"))
+    journal.append([PendingMinute(minute(0), (decision_row(decided(0)),), (), "{}")])
+    whole = journal.path.read_text()
+    journal.path.write_text(whole + whole[: len(whole) // 2])
+    with caplog.at_level(logging.WARNING, logger="test.journal"):
+        items = journal.load()
+    assert [item.minute for item in items] == [minute(0)]
+    assert items[0].decisions == (decision_row(decided(0)),)
+    assert caplog.messages == [
+        f"{journal.path}: line 2 unreadable (cut short by a kill?); kept the 1 minute(s) before it"
+    ]
+
+
+def test_journal_lines_keep_every_value_of_the_rows(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "quant.db", logging.getLogger("test"))
+    item = PendingMinute(
+        minute(4), (decision_row(decided(4)),), (trade_row(closed(4).trade),), "state text"
+    )
+    journal.append([item])
+    (loaded,) = journal.load()
+    assert loaded == item
+    assert json.loads(journal.path.read_text())["format"] == "gexbot-pending"
+
+
+def test_batches_wait_in_memory_and_go_out_together(tmp_path: Path) -> None:
+    db = tmp_path / "quant.db"
+    with Store(db, "es", hold_open=True, batch_minutes=3) as store:
+        assert not wait_minute(store, 0)
+        assert not wait_minute(store, 1, closed(1))
+        assert store.pending_minutes == (minute(0), minute(1))
+        assert store.last_committed() is None
+        assert wait_minute(store, 2)
+        assert store.pending_minutes == ()
+        assert store.last_committed() == minute(2)
+        assert not wait_minute(store, 3)
+        assert store.flush()
+        assert store.last_committed() == minute(3)
+        assert not wait_minute(store, 4)
+    assert query(db, 'SELECT "at" FROM decisions ORDER BY "at"') == [
+        (minute(n),) for n in range(5)
+    ]
+    assert query(db, "SELECT count(*) FROM trades") == [(1,)]
+    assert query(db, 'SELECT "at" FROM state') == [(minute(4),)]
+
+
+def test_a_batch_lost_to_a_kill_leaves_the_last_written_state(tmp_path: Path) -> None:
+    db = tmp_path / "quant.db"
+    store = Store(db, "es", hold_open=True, batch_minutes=2).open()
+    for n in range(3):
+        store.commit(minute(n), [decided(n)], state(n))
+    store._disconnect()  # what a kill leaves: the third minute never reached the file
+    store._lock.release()
+    with Store(db, "es", hold_open=True) as reopened:
+        restored = reopened.restore()
+        assert restored is not None
+        assert restored.last_minute == minute(1)
+
+
+def test_batch_size_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="batch_minutes must be at least 1"):
+        Store(tmp_path / "x.db", "es", hold_open=True, batch_minutes=0)
