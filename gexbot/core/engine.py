@@ -250,13 +250,14 @@ def entry_blockers(
 def gap_suspended(state: State, strategy: StrategySettings) -> bool:
     """True while an opening gap above the threshold suspends entries (buffer still short).
 
-    A session whose previous close is unknown is treated as gapped: without the close the gap
-    cannot be ruled out, and the suspension only lasts until the buffer fills.
+    A gap that cannot be measured (no previous close yet) is not above the threshold, so it
+    suspends nothing; once the price history supplies the previous close, the gap of the
+    session's first spot is judged from then on.
     """
     if state.prices.shape[0] >= strategy.gap.suspend_until_prices:
         return False
     gap = session_gap(state)
-    return gap is None or gap > strategy.gap.threshold
+    return gap is not None and gap > strategy.gap.threshold
 
 
 def session_gap(state: State) -> float | None:

@@ -151,7 +151,7 @@ class TradingLoop:
 
     def _wait_for_open(self, session: SessionTimes, minute: datetime) -> bool:
         """Before a session's first minute: sleep (live) or jump (simulated) to it."""
-        if self._clock.now() < minute - MINUTE:
+        if self._clock.realtime and self._clock.now() < minute - MINUTE:
             log.info(
                 "market closed; next session %s opens %s", session.date, f"{session.open:%H:%M %Z}"
             )

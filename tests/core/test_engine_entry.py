@@ -190,10 +190,10 @@ CASES = {
         (),
         params=GAP_PARAMS,
     ),
-    "unknown previous close counts as a gap": Case(
+    "unknown previous close is no gap": Case(
         lambda: warm_then(None, LONG, ofi=3.0, market=Market(gap=None)),
-        Action.WAIT,
-        (B.GAP,),
+        Action.LONG,
+        (),
         params=GAP_PARAMS,
     ),
 }
@@ -212,7 +212,7 @@ def test_entry_rule(name: str) -> None:
 def test_every_blocker_at_once_is_listed_in_order() -> None:
     """Position, cooldown, gap, flatten, hmm, gex, hurst, ofi and kelly fail together."""
     path = [LEVEL + 0.005 * (p - LEVEL) for p in trending(60)]
-    market = Market(start=time(14, 50), gap=None, tape=wild_tape())
+    market = Market(start=time(14, 50), gap=0.02, tape=wild_tape())
     case = Case(
         lambda: warm_then(None, SHORT, ofi=1.0, path=path, gex=GexRegime.NEGATIVE, market=market),
         Action.CLOSE,

@@ -115,7 +115,7 @@ def test_a_new_session_empties_the_buffers_and_keeps_the_money() -> None:
 
 
 @pytest.mark.parametrize(
-    ("gap", "suspends"), [(0.006, True), (0.004, False), (-0.006, True), (None, True)]
+    ("gap", "suspends"), [(0.006, True), (0.004, False), (-0.006, True), (None, False)]
 )
 def test_session_started_reports_the_open_gap(gap: float | None, suspends: bool) -> None:
     _, events = run(Market(gap=gap).snapshots([LEVEL]))
@@ -129,7 +129,7 @@ def test_session_started_reports_the_open_gap(gap: float | None, suspends: bool)
     assert started.gap_suspends is suspends
 
 
-@pytest.mark.parametrize(("gap", "gapped"), [(0.006, True), (None, True), (0.004, False)])
+@pytest.mark.parametrize(("gap", "gapped"), [(0.006, True), (None, False), (0.004, False)])
 def test_gap_suspends_entries_while_the_buffer_holds_fewer_than_15_prices(
     gap: float | None, gapped: bool
 ) -> None:
@@ -138,13 +138,18 @@ def test_gap_suspends_entries_while_the_buffer_holds_fewer_than_15_prices(
     assert flags == [gapped] * 14 + [False] * 6
 
 
-def test_a_previous_close_learned_later_ends_the_unknown_gap() -> None:
+def test_a_previous_close_learned_later_judges_the_first_spot_from_then_on() -> None:
     snapshots = Market(gap=None).snapshots(reverting(5))
-    known = [replace(s, previous_close=s.spot) if i >= 2 else s for i, s in enumerate(snapshots)]
+    first = snapshots[0].spot
+    gapped_close = first / 1.01
+    known = [
+        replace(s, previous_close=gapped_close) if i >= 2 else s for i, s in enumerate(snapshots)
+    ]
     state, events = run(known)
     flags = [Blocker.GAP in decided(m).blocked_by for m in events]
-    assert flags == [True, True, False, False, False]
-    assert state.previous_close == known[2].spot
+    assert flags == [False, False, True, True, True]
+    assert state.previous_close == gapped_close
+    assert state.first_spot == first
 
 
 def test_end_session_reports_only_the_days_trades() -> None:
