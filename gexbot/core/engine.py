@@ -47,6 +47,10 @@ from gexbot.core.types import (
 from gexbot.settings import StrategySettings
 
 
+_BLOCKER_ORDER = tuple(Blocker)
+"""The order of `decisions.blocked_by` (iterating a tuple is much cheaper than the enum)."""
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class EngineParams:
     """What `step` needs besides state and snapshot: the variant's numbers and its HMM."""
@@ -108,7 +112,6 @@ def step(state: State, snapshot: Snapshot, params: EngineParams) -> tuple[State,
         action, reason_text = Action.HOLD, None
     else:
         action, reason_text = Action.WAIT, None
-    state = replace(state, last_minute=at)
     events.append(_decided(state, snapshot.spot, feats, action, reason_text, blockers, params, at))
     return state, events
 
@@ -244,7 +247,7 @@ def entry_blockers(
         )
         if not plan.tradable:
             blocked.add(Blocker.KELLY)
-    return tuple(b for b in Blocker if b in blocked), plan
+    return tuple(b for b in _BLOCKER_ORDER if b in blocked), plan
 
 
 def gap_suspended(state: State, strategy: StrategySettings) -> bool:
@@ -321,7 +324,11 @@ def _session_started(state: State, snapshot: Snapshot, params: EngineParams) -> 
 
 
 def _absorb(state: State, snapshot: Snapshot, strategy: StrategySettings) -> State:
-    """Append the minute's spot and OFI sample to the bounded buffers; learn the prior close."""
+    """Append the minute's spot and OFI sample to the bounded buffers; learn the prior close.
+
+    The minute becomes `last_minute` here too, so the common minute (no trade) costs a single
+    copy of the state: `dataclasses.replace` is a sizeable share of a minute's work.
+    """
     prices = _bounded_append(state.prices, snapshot.spot, strategy.price_buffer)
     samples = state.ofi_samples
     if snapshot.ofi_sample is not None:
@@ -329,7 +336,13 @@ def _absorb(state: State, snapshot: Snapshot, strategy: StrategySettings) -> Sta
     previous_close = state.previous_close
     if previous_close is None:
         previous_close = snapshot.previous_close
-    return replace(state, prices=prices, ofi_samples=samples, previous_close=previous_close)
+    return replace(
+        state,
+        prices=prices,
+        ofi_samples=samples,
+        previous_close=previous_close,
+        last_minute=snapshot.at,
+    )
 
 
 def _bounded_append(buffer: FloatArray, value: float, limit: int) -> FloatArray:

@@ -1,0 +1,147 @@
+"""Session minutes per second: `step` alone, and the whole loop with the simulated market and sinks.
+
+    python -m bench.bench_engine               # 20 ES sessions from 2026-10-01, seed 7
+    python -m bench.bench_engine --days 5 --variant nq
+
+`step` alone folds the engine over snapshots parsed beforehand, so it measures the strategy with
+its features and HMM decoding and nothing else. As a baseline measured in the same run, the same
+fold is timed again with hmmlearn's `predict` in place of the engine's own Viterbi decoder: the
+ratio says what decoding from the model's parameters buys. The whole loop is `TradingLoop` as
+`--speed max` runs it: simulated market, parser, engine, DuckDB store (batched), console sink
+(to a discarded logger), summary and metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+from hmmlearn.hmm import GaussianHMM
+
+import gexbot.core.engine as engine_module
+from gexbot.core.engine import EngineParams, initial_state, step
+from gexbot.core.hmm import HmmModel
+from gexbot.core.session import TradingCalendar, session_minutes
+from gexbot.core.types import FloatArray, HmmState, Snapshot
+from gexbot.errors import DataError
+from gexbot.market.feed import MarketFeed
+from gexbot.market.sim import SimMarket
+from gexbot.model_io import read_model
+from gexbot.settings import load_variant
+from gexbot.shell.clock import SimClock
+from gexbot.shell.health import Metrics
+from gexbot.shell.loop import TradingLoop
+from gexbot.shell.notify import ConsoleSink, Summary
+from gexbot.shell.store import Store
+
+
+class _NoAlerts:
+    def alert(self, title: str, message: str) -> None:
+        """Alerts are not part of the measurement."""
+
+
+def _hmmlearn_decoder(model: HmmModel) -> Callable[[HmmModel, FloatArray], HmmState]:
+    reference = GaussianHMM(n_components=2, covariance_type="diag")
+    reference.startprob_ = np.array(model.start_prob)
+    reference.transmat_ = np.array(model.transmat)
+    reference.means_ = np.array(model.means).reshape(2, 1)
+    reference.covars_ = np.array(model.variances).reshape(2, 1)
+
+    def decode(_: HmmModel, returns: FloatArray) -> HmmState:
+        state = int(reference.predict((returns * model.return_scale).reshape(-1, 1))[-1])
+        return HmmState.LOW if state == model.low_state else HmmState.HIGH
+
+    return decode
+
+
+def _fold(params: EngineParams, snapshots: list[Snapshot], repeats: int) -> float:
+    """Best seconds per pass of `step` over every snapshot."""
+    best = float("inf")
+    for _ in range(repeats):
+        state = initial_state(params)
+        started = time.perf_counter()
+        for snapshot in snapshots:
+            state, _ = step(state, snapshot, params)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def main() -> None:
+    """Print minutes per second of `step` alone (and its baseline) and of the whole loop."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", default="es", choices=["es", "nq"])
+    parser.add_argument("--days", type=int, default=20)
+    parser.add_argument("--start", type=date.fromisoformat, default=date(2026, 10, 1))
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    preset = load_variant(args.variant)
+    calendar = TradingCalendar(preset.calendar, preset.strategy.flatten_minutes_before_close)
+    sessions = calendar.sessions_from(args.start, args.days)
+    model = read_model(preset.model_file())
+    params = EngineParams(
+        variant=preset.variant, symbol=preset.symbol, strategy=preset.strategy, model=model,
+        multiplier=preset.chain.contract_multiplier,
+    )
+
+    feed = MarketFeed(SimMarket(preset, calendar, args.seed), preset, calendar)
+    snapshots: list[Snapshot] = []
+    for session in sessions:
+        for minute in session_minutes(session):
+            try:
+                snapshots.append(feed.snapshot(session, minute, minute))
+            except DataError:
+                continue
+    n = len(snapshots)
+    ours = _fold(params, snapshots, repeats=3)
+    original = engine_module.decode_last_state
+    engine_module.decode_last_state = _hmmlearn_decoder(model)  # type: ignore[assignment]
+    try:
+        baseline = _fold(params, snapshots, repeats=1)
+    finally:
+        engine_module.decode_last_state = original
+
+    quiet = logging.getLogger("bench.quiet")
+    quiet.propagate = False
+    quiet.addHandler(logging.NullHandler())
+    with tempfile.TemporaryDirectory() as folder:
+        stop = threading.Event()
+        metrics = Metrics()
+        summary = Summary()
+        console = ConsoleSink(quiet, label=preset.variant.upper())
+        with Store(Path(folder) / "bench.db", preset.variant, hold_open=True, logger=quiet,
+                   batch_minutes=120) as store:
+            loop = TradingLoop(
+                params=params,
+                feed=MarketFeed(SimMarket(preset, calendar, args.seed), preset, calendar),
+                clock=SimClock(sessions[0].open, stop),
+                store=store,
+                sinks=[console.handle, summary.add, metrics.handle],
+                alerter=_NoAlerts(),
+                stop=stop,
+                state=initial_state(params),
+                metrics=metrics,
+            )
+            started = time.perf_counter()
+            loop.run(sessions)
+            whole = time.perf_counter() - started
+        minutes = loop.stats.minutes
+
+    print(f"{preset.variant}: {args.days} sessions from {sessions[0].date}, seed {args.seed}")
+    print(f"step alone (features + own HMM decoder)  {n / ours:12,.0f} minutes/s  ({n} minutes)")
+    print(f"step with hmmlearn predict (baseline)     {n / baseline:12,.0f} minutes/s")
+    print(f"own decoder speed-up on step              {baseline / ours:12.1f} x")
+    print(f"whole loop (sim market, parse, store, sinks) {minutes / whole:9,.0f} minutes/s"
+          f"  ({minutes} minutes, {summary.trades} trades)")
+    print(f"share of the loop spent in step           {ours / n * minutes / whole:12.1%}")
+
+
+if __name__ == "__main__":
+    main()
