@@ -58,9 +58,9 @@ def _expected_entry(
     if book.cooldown_until is not None and at < book.cooldown_until:
         blocked.add("cooldown")
     close = facts.previous_close
-    if prices_seen < strategy.gap.suspend_until_prices and close is not None:
-        if abs(first_spot - close) / close > strategy.gap.threshold:
-            blocked.add("gap")
+    gapped = close is not None and abs(first_spot - close) / close > strategy.gap.threshold
+    if prices_seen < strategy.gap.suspend_until_prices and gapped:
+        blocked.add("gap")
     if at >= facts.flatten:
         blocked.add("flatten")
     hmm, gex, hurst = row["hmm_state"], row["gex_regime"], row["hurst"]
@@ -105,7 +105,8 @@ def _expected_entry(
 
 def _expected_exit(row: Row, book: _Book, facts: SessionFacts, session: date) -> str | None:
     spot, sign = row["spot"], 1.0 if book.position == "LONG" else -1.0
-    assert book.stop is not None and book.target is not None
+    assert book.stop is not None
+    assert book.target is not None
     if sign * (spot - book.stop) <= 0:
         return "STOP_LOSS"
     if sign * (spot - book.target) >= 0:
@@ -133,8 +134,8 @@ def audit(
         day = session_of(at)
         facts = facts_of(day)
 
-        def fail(what: str, at: datetime = at) -> None:
-            problems.append(f"{at:%Y-%m-%d %H:%M} {row['action']}: {what}")
+        def fail(what: str, at: datetime = at, action: str = row["action"]) -> None:
+            problems.append(f"{at:%Y-%m-%d %H:%M} {action}: {what}")
 
         if row["action"] == "SKIP":
             if row["position"] != book.position and not (

@@ -1,4 +1,4 @@
-"""Twenty simulated sessions through the real CLI: deterministic, every exit reason, every row lawful.
+"""Twenty simulated sessions through the CLI: deterministic, every exit reason, every row lawful.
 
 Two runs of `python -m gexbot.live --variant es --source sim --days 20 --speed max --seed 7
 --start 2026-10-01` go side by side in subprocesses; their `trades` must be identical, every

@@ -46,7 +46,6 @@ from gexbot.core.types import (
 )
 from gexbot.settings import StrategySettings
 
-
 _BLOCKER_ORDER = tuple(Blocker)
 """The order of `decisions.blocked_by` (iterating a tuple is much cheaper than the enum)."""
 
