@@ -94,11 +94,12 @@ def _body_detail(body: Any) -> str | None:
 def check_exchange(exchange: Exchange) -> Any:
     """Return the decoded body of a successful exchange; raise what a failed one means.
 
-    No answer (status None) is a `TransientError` of kind "timeout" when the transport's error
-    mentions a timeout, else "connection"; 429 is "rate_limited" and 5xx "server_error", both
-    transient. Any other status is a `DataError` "http_<status>", and a 200 without a JSON body
-    is "bad_json". Messages quote the body's error title, the status phrase or the transport's
-    words, never headers.
+    No answer (status None) is a `TransientError` of kind "rate_limited" when the transport held
+    the request back for Schwab's rate limit (its error starts with "rate limited"), "timeout"
+    when the error mentions a timeout, else "connection"; 429 is "rate_limited" and 5xx
+    "server_error", both transient. Any other status is a `DataError` "http_<status>", and a 200
+    without a JSON body is "bad_json". Messages quote the body's error title, the status phrase
+    or the transport's words, never headers.
     """
     if exchange.ok:
         return exchange.body
@@ -106,6 +107,8 @@ def check_exchange(exchange: Exchange) -> Any:
     status = exchange.status
     said = _one_line(exchange.error) if exchange.error else None
     if status is None:
+        if said is not None and said.lower().startswith("rate limited"):
+            raise TransientError(f"{name}: {said} (not sent)", kind="rate_limited")
         timed_out = said is not None and ("timeout" in said.lower() or "timed out" in said.lower())
         kind = "timeout" if timed_out else "connection"
         raise TransientError(f"{name}: {said or kind} (no answer)", kind=kind)
@@ -259,7 +262,9 @@ def parse_chain(exchange: Exchange) -> Chain:
     put in the same order. Gamma and open interest that are missing, non-numeric, non-finite or
     the -999 sentinel become NaN; other values are kept as given. A chain whose status is not
     SUCCESS, that holds no contract, or in which no contract has both a finite gamma >= 0 and a
-    finite open interest >= 0 is bad data (`DataError`), never a zero exposure.
+    finite open interest >= 0 is bad data (`DataError`), never a zero exposure. So is a chain
+    in which no contract at all shows open interest: a near-the-money index chain always has
+    some, so the field is broken, and a zero exposure read from it would flip the GEX regime.
     """
     body = _object(exchange, "chain_shape")
     status = body.get("status")
@@ -277,6 +282,11 @@ def parse_chain(exchange: Exchange) -> Chain:
         raise DataError(
             f"chains: none of {calls + puts} contracts has a usable gamma and open interest",
             "chain_unusable",
+        )
+    if not np.any(open_interest > 0):
+        raise DataError(
+            f"chains: none of {calls + puts} contracts shows any open interest",
+            "chain_no_interest",
         )
     return Chain(
         is_call=cast(BoolArray, frozen_array(np.repeat([True, False], [calls, puts]), np.bool_)),
