@@ -32,4 +32,4 @@ EXPOSE 8080
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
     CMD ["python", "-m", "gexbot.shell.health", "--probe", "http://127.0.0.1:8080/healthz"]
-CMD ["python", "-m", "gexbot.live", "--variant", "es", "--db", "/data/es.db", "--record", "/data", "--http-port", "8080", "--http-host", "0.0.0.0", "--log-format", "json"]
+CMD ["python", "-m", "gexbot.live", "--variant", "es", "--db", "/data/es.db", "--record", "/data/recordings", "--http-port", "8080", "--http-host", "0.0.0.0", "--log-format", "json"]

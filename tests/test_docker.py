@@ -91,7 +91,7 @@ def test_database_and_recordings_are_on_the_data_volume(variant: str) -> None:
     assert db.parent == volumes[0]
     assert variant in db.name
     assert args.record is not None, "the images record every session by default"
-    assert PurePosixPath(str(args.record)) == volumes[0]
+    assert volumes[0] in PurePosixPath(str(args.record)).parents
     token = PurePosixPath(image.env()["GEXBOT_TOKEN_FILE"])
     assert token.parent == volumes[0]
 
