@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gexbot import __version__
+from gexbot.core.hmm import model_to_dict
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import SessionTimes
-from gexbot.errors import ConfigError
+from gexbot.errors import ConfigError, GexbotError
 from gexbot.market.sim import SimMarket
 from gexbot.market.transport import Transport
-from gexbot.settings import Preset
+from gexbot.model_io import read_model
+from gexbot.settings import Preset, Secrets
 
 if TYPE_CHECKING:
     from gexbot.market.replay import ReplayTransport
@@ -35,6 +37,8 @@ class SourceOptions:
     seed: int
     replay: Sequence[Path] | None
     record: Path | None
+    model: Path | None = None
+    """The HMM model file the run trades with (None: the preset's), named in recordings."""
 
     @property
     def live(self) -> bool:
@@ -99,10 +103,21 @@ def open_market(
                 "seed": options.seed if options.source == "sim" else None,
                 "gexbot_version": __version__,
                 "preset": preset.model_dump(mode="json"),
+                "model": _model_document(options.model or preset.model_file()),
             },
             session_of=lambda at: at.astimezone(EASTERN).date(),
+            secrets=Secrets.from_env(None if environ is None else dict(environ)).values(),
         )
     return Market(transport=transport, replay=replay)
+
+
+def _model_document(path: Path) -> dict[str, object] | None:
+    """The model as its JSON document, so a replay can trade with the model the run used."""
+    try:
+        return model_to_dict(read_model(path))
+    except GexbotError as problem:
+        log.warning("recordings will not name the model: %s", problem)
+        return None
 
 
 def _check_variant(recorded: str, preset: Preset, paths: Sequence[Path]) -> None:

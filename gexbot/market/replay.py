@@ -1,0 +1,251 @@
+"""Recorded sessions served back as a `Transport`, so a recorded day runs through the same code.
+
+The matching rule is part of the recording format: a request is answered by the exchange
+recorded for the same endpoint in the same clock minute whose symbols include the requested
+ones (`symbols` of quotes, `symbol` of the others); of several, the last one recorded. Nothing
+else of the request is compared, because a live run asks "now" and the replayed clock runs on
+its own. A request nothing matches fails the way a dropped connection does live (no status,
+an error in words), so the loop skips that minute as it would have.
+
+Files are read lazily, one session day at a time, so a month of recordings costs the memory
+of one day.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from gexbot.core.session import EASTERN
+from gexbot.errors import ConfigError
+from gexbot.market import recfile
+from gexbot.market.recording import eastern_date
+from gexbot.market.transport import ENDPOINTS, Endpoint, Exchange
+
+log = logging.getLogger("gexbot.replay")
+MAX_LINE_WARNINGS = 5
+_MinuteKey = tuple[str, int]
+
+
+def minute_key(at: datetime) -> int:
+    """The clock minute of a timezone-aware time, as whole minutes since the epoch."""
+    return int(at.timestamp() // 60)
+
+
+def discover(paths: Sequence[Path]) -> list[Path]:
+    """The recording files named by `paths` (files, or folders searched recursively)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            inside = sorted(path.rglob(f"*{recfile.SUFFIX}"))
+            if not inside:
+                raise ConfigError(f"{path}: no recordings (*{recfile.SUFFIX}) in this folder")
+            found.extend(inside)
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise ConfigError(f"{path}: no such recording file or folder")
+    unique: dict[Path, Path] = {}
+    for path in found:
+        unique.setdefault(path.resolve(), path)
+    return list(unique.values())
+
+
+def _symbols(endpoint: str, params: dict[str, str]) -> frozenset[str]:
+    key = "symbols" if endpoint == "quotes" else "symbol"
+    raw = params.get(key, "")
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+def matches(endpoint: str, asked: dict[str, str], recorded: dict[str, str]) -> bool:
+    """Whether a recorded exchange answers the request (symbols included, or symbol equal)."""
+    if endpoint == "quotes":
+        return _symbols(endpoint, asked) <= _symbols(endpoint, recorded)
+    return asked.get("symbol") == recorded.get("symbol")
+
+
+def parse_line(raw: bytes) -> Exchange:
+    """One exchange line as an `Exchange`; ValueError saying what is wrong with it."""
+    item: Any = json.loads(raw)
+    if not isinstance(item, dict):
+        raise ValueError("not a JSON object")
+    missing = [key for key in ("at", "endpoint", "params", "status", "body", "error")
+               if key not in item]
+    if missing:
+        raise ValueError(f"no {missing[0]!r}")
+    at = datetime.fromisoformat(str(item["at"]))
+    if at.tzinfo is None:
+        raise ValueError(f"at {item['at']!r} has no UTC offset")
+    endpoint = item["endpoint"]
+    if endpoint not in ENDPOINTS:
+        raise ValueError(f"endpoint {endpoint!r} is not a market-data endpoint")
+    params = item["params"]
+    if not isinstance(params, dict) or not all(
+        isinstance(value, str) for value in params.values()
+    ):
+        raise ValueError("params is not an object of strings")
+    status = item["status"]
+    if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
+        raise ValueError(f"status {status!r} is not an HTTP status or null")
+    error = item["error"]
+    if error is not None and not isinstance(error, str):
+        raise ValueError("error is neither text nor null")
+    return Exchange(at=at, endpoint=endpoint, params=params, status=status, body=item["body"],
+                    error=error)
+
+
+_PREFIX = re.compile(rb'\{"at":"([^"\\]*)","endpoint":"([a-z]+)","params":(\{[^{}]*\}),')
+"""The start of a line as the recorder writes it, enough to index it without its body."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One recorded line: what the index needs now, the rest parsed when it is asked for."""
+
+    params: dict[str, str]
+    raw: bytes
+    where: str
+
+
+class _Day:
+    """One session day's exchanges, indexed by (endpoint, clock minute), in recorded order.
+
+    Lines are kept as text and parsed when served: a day's parsed bodies would take several
+    times the memory of its text.
+    """
+
+    def __init__(self, day: date, paths: Sequence[Path]) -> None:
+        self.day = day
+        self.index: dict[_MinuteKey, list[_Entry]] = {}
+        for path in paths:
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            decoded = recfile.read(path)
+        except OSError as problem:
+            log.warning("%s: cannot read (%s); its exchanges are missing", path,
+                        problem.strerror)
+            return
+        for said in decoded.problems:
+            log.warning("%s: %s", path, said)
+        bad = 0
+        for number, raw in enumerate(decoded.lines[1:], start=2):
+            try:
+                key, params = _index_key(raw)
+            except ValueError as problem:
+                bad += 1
+                if bad <= MAX_LINE_WARNINGS:
+                    log.warning("%s: line %d left out: %s", path, number, problem)
+                continue
+            self.index.setdefault(key, []).append(_Entry(params, raw, f"{path}: line {number}"))
+        if bad > MAX_LINE_WARNINGS:
+            log.warning("%s: %d unreadable lines left out in all", path, bad)
+
+    def minutes(self) -> frozenset[int]:
+        """The clock minutes (minute keys) holding at least one exchange."""
+        return frozenset(minute for _, minute in self.index)
+
+    def serve(self, endpoint: str, minute: int, params: dict[str, str]) -> Exchange | None:
+        """The last recorded exchange of the minute that answers `params`, parsed now."""
+        for entry in reversed(self.index.get((endpoint, minute), [])):
+            if not matches(endpoint, params, entry.params):
+                continue
+            try:
+                return parse_line(entry.raw)
+            except ValueError as problem:
+                log.warning("%s left out: %s", entry.where, problem)
+        return None
+
+
+def _index_key(raw: bytes) -> tuple[_MinuteKey, dict[str, str]]:
+    """(endpoint, minute) and params of a line, from its prefix when it has the usual layout."""
+    found = _PREFIX.match(raw)
+    if found is None:
+        exchange = parse_line(raw)
+        return (exchange.endpoint, minute_key(exchange.at)), exchange.params
+    at = datetime.fromisoformat(found.group(1).decode())
+    if at.tzinfo is None:
+        raise ValueError(f"at {found.group(1).decode()!r} has no UTC offset")
+    params = json.loads(found.group(3))
+    return (found.group(2).decode(), minute_key(at)), params
+
+
+class ReplayTransport:
+    """Serves recorded exchanges by the matching rule; `variant` and `sessions()` describe them.
+
+    Parameters
+    ----------
+    paths : recording files or folders (searched recursively); all of one variant.
+    session_of : the session day of a clock time, as the recorder chose files (New York date).
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        session_of: Callable[[datetime], date] = eastern_date,
+    ) -> None:
+        self._session_of = session_of
+        self.headers: dict[Path, dict[str, Any]] = {
+            path: recfile.read_header(path) for path in discover(paths)
+        }
+        variants = sorted({str(header["variant"]) for header in self.headers.values()})
+        if len(variants) > 1:
+            raise ConfigError(
+                f"recordings of several variants ({', '.join(variants)}) given; replay one at a"
+                " time, e.g. the folder of one variant"
+            )
+        self.variant = variants[0]
+        self._files: dict[date, list[Path]] = {}
+        for path, header in self.headers.items():
+            self._files.setdefault(date.fromisoformat(header["session"]), []).append(path)
+        for day, files in sorted(self._files.items()):
+            if len(files) > 1:
+                shown = ", ".join(str(path) for path in files)
+                log.warning("%s: %d recordings (%s); on a tie the later file wins", day,
+                            len(files), shown)
+        self._lock = threading.Lock()
+        self._loaded: _Day | None = None
+
+    def sessions(self) -> list[date]:
+        """The recorded session days, oldest first (closed days included; the caller decides)."""
+        return sorted(self._files)
+
+    def files(self, day: date) -> list[Path]:
+        """The recording files of `day`, in the order their exchanges are read."""
+        return list(self._files.get(day, []))
+
+    def recorded_minutes(self, day: date) -> frozenset[int]:
+        """Minute keys (`minute_key`) of `day` for which at least one exchange was recorded."""
+        with self._lock:
+            return self._day(day).minutes()
+
+    def get(self, endpoint: Endpoint, params: dict[str, str], at: datetime) -> Exchange:
+        """The last recorded exchange matching the request, or a failure like a lost connection."""
+        with self._lock:
+            found = self._day(self._session_of(at)).serve(endpoint, minute_key(at), params)
+        if found is not None:
+            return found
+        asked = ",".join(sorted(_symbols(endpoint, params))) or "no symbol"
+        return Exchange(
+            at=at,
+            endpoint=endpoint,
+            params=dict(params),
+            status=None,
+            body=None,
+            error=f"not recorded (no {endpoint} exchange for {asked} in the minute"
+            f" {at.astimezone(EASTERN):%Y-%m-%d %H:%M})",
+        )
+
+    def _day(self, day: date) -> _Day:
+        if self._loaded is None or self._loaded.day != day:
+            self._loaded = None
+            self._loaded = _Day(day, self._files.get(day, []))
+        return self._loaded
