@@ -199,7 +199,7 @@ def authorize(
     try:
         grant = endpoint.exchange_code(code, callback)
     except TokenRefused as refused:
-        if refused.error == "invalid_client" or refused.status == 401:
+        if refused.bad_client:
             raise AuthError(
                 f"Schwab refused the app credentials ({refused}): check SCHWAB_APP_KEY and"
                 " SCHWAB_APP_SECRET"

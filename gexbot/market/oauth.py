@@ -57,6 +57,13 @@ class TokenRefused(Exception):
         super().__init__(words)
         self.status = status
         self.error = error
+        self.description = description
+
+    @property
+    def bad_client(self) -> bool:
+        """True when Schwab refused the app key/secret rather than the token or code."""
+        about_token = "token" in (self.description or "").lower()
+        return self.status == 401 and self.error == "invalid_client" and not about_token
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +323,7 @@ class AccessTokens:
             )
 
     def _refusal(self, refused: TokenRefused, held: Tokens, at: datetime) -> str:
-        if refused.error == "invalid_client" and refused.status == 401:
+        if refused.bad_client:
             return (
                 f"Schwab refused the app credentials ({refused}): check SCHWAB_APP_KEY and"
                 " SCHWAB_APP_SECRET"

@@ -28,7 +28,7 @@ from gexbot.market.sim import SimMarket
 from gexbot.market.transport import Endpoint
 
 DATA_PREFIX = "/marketdata/v1/"
-TOKEN_PATH = "/v1/oauth/token"
+TOKEN_PATH = "/v1/oauth/token"  # noqa: S105 (a URL path)
 ENDPOINTS: tuple[Endpoint, ...] = ("quotes", "pricehistory", "chains")
 
 
