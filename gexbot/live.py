@@ -195,7 +195,7 @@ def _run_daemon(
     health = _start_health(args, metrics)
     realtime = _realtime(args, options)
     fast = args.speed is None and not realtime
-    feed = MarketFeed(market.transport, preset, calendar, concurrent=options.live)
+    feed = MarketFeed(market.transport, preset, calendar, concurrent=options.live, stop=stop)
     log.info(
         "gexbot %s %s (%s) on %s; database %s",
         __version__,

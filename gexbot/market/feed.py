@@ -7,7 +7,8 @@ the live run asked for.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import date, datetime
 
 from gexbot.core.session import TradingCalendar
@@ -15,6 +16,13 @@ from gexbot.core.types import SessionTimes, Snapshot
 from gexbot.market.parse import parse_snapshot
 from gexbot.market.transport import Endpoint, Exchange, Transport
 from gexbot.settings import Preset
+
+STOP_POLL_S = 0.1
+"""How often a stop request is looked at while the minute's requests are in flight."""
+
+
+class MinuteAbandoned(Exception):
+    """A stop was requested while the minute's requests were in flight; nothing was decided."""
 
 
 def epoch_ms(moment: datetime) -> str:
@@ -64,8 +72,11 @@ class MarketFeed:
         calendar: TradingCalendar,
         *,
         concurrent: bool = False,
+        stop: threading.Event | None = None,
     ) -> None:
+        """`stop`, when given, abandons a minute whose answers are still awaited (SIGTERM)."""
         self.transport = transport
+        self._stop = stop
         self._preset = preset
         self._calendar = calendar
         self._pool = ThreadPoolExecutor(max_workers=3) if concurrent else None
@@ -91,7 +102,12 @@ class MarketFeed:
         futures = [
             self._pool.submit(self.transport.get, ep, params, clock_time) for ep, params in requests
         ]
-        return [future.result() for future in futures]
+        while True:
+            _, waiting = wait(futures, timeout=STOP_POLL_S, return_when=FIRST_EXCEPTION)
+            if not waiting or any(f.done() and f.exception() for f in futures):
+                return [future.result() for future in futures]
+            if self._stop is not None and self._stop.is_set():
+                raise MinuteAbandoned(f"stop requested while {minute:%H:%M} was being fetched")
 
     def snapshot(self, session: SessionTimes, minute: datetime, clock_time: datetime) -> Snapshot:
         """The parsed minute; raises `DataError` (skip the minute) when anything is unusable."""

@@ -21,7 +21,7 @@ from gexbot.core.engine import EngineParams, end_session, skip, step
 from gexbot.core.session import TradingCalendar, session_minutes
 from gexbot.core.types import Event, SessionTimes, State
 from gexbot.errors import DataError
-from gexbot.market.feed import MarketFeed
+from gexbot.market.feed import MarketFeed, MinuteAbandoned
 from gexbot.shell.clock import Clock
 
 MINUTE = timedelta(minutes=1)
@@ -161,6 +161,9 @@ class TradingLoop:
         started = time.perf_counter()
         try:
             snapshot = self._feed.snapshot(session, minute, self._clock.now())
+        except MinuteAbandoned as why:
+            log.info("%s; the minute is left undecided", why)
+            return
         except DataError as problem:
             self._record_skip(minute, problem)
             return
