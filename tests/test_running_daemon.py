@@ -71,8 +71,9 @@ def test_sigterm_exits_0_within_5_seconds_leaving_a_readable_file(
     assert process.returncode == 0, output
     assert "SIGTERM received: finishing the current minute" in output
     with duckdb.connect(str(db), read_only=True) as con:
-        minutes = [at for (at,) in con.execute('SELECT "at" FROM decisions ORDER BY "at"').fetchall()]
+        rows = con.execute('SELECT "at" FROM decisions ORDER BY "at"').fetchall()
         (state_at,) = con.execute('SELECT "at" FROM state').fetchone() or (None,)
+    minutes = [at for (at,) in rows]
     assert minutes
     assert state_at == minutes[-1]
     assert not journal_path(db).exists()
@@ -97,7 +98,8 @@ def test_a_reader_between_minutes_loses_no_later_minute(
     assert process.returncode == 0, output
     assert "database held by a reader" in output
     with duckdb.connect(str(db), read_only=True) as con:
-        minutes = [at for (at,) in con.execute('SELECT "at" FROM decisions ORDER BY "at"').fetchall()]
+        rows = con.execute('SELECT "at" FROM decisions ORDER BY "at"').fetchall()
+    minutes = [at for (at,) in rows]
     assert len(minutes) >= after
     first = minutes[0].astimezone(EASTERN)
     assert (first.hour, first.minute) == (9, 30)
