@@ -47,6 +47,15 @@ def header_line(variant: str, day: date, extra: dict[str, Any]) -> dict[str, Any
             "session": day.isoformat(), **extra}
 
 
+def is_header_line(line: bytes) -> bool:
+    """Whether a raw line is a recording header (of any version)."""
+    try:
+        item = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(item, dict) and item.get("format") == FORMAT
+
+
 def check_header(header: object, path: Path) -> dict[str, Any]:
     """The header if it is one this version reads; ConfigError naming the file otherwise."""
     if not isinstance(header, dict) or header.get("format") != FORMAT:
@@ -72,15 +81,18 @@ def check_header(header: object, path: Path) -> dict[str, Any]:
 class Decoded:
     """What a file held: its complete lines (without newlines) and the problems met on the way.
 
-    When the last member has no trailer (a killed writer), `cut_at` is where its undecodable
-    end begins and `closing` the bytes that close it there (empty when the member held no
-    complete line and goes whole); `cut_at` is None when the file ends cleanly.
+    When the last member has no trailer (a killed writer), `cut_at` is where its end that no
+    trailer can close begins (its last sync point), `closing` the bytes that close it there
+    (empty when the member goes whole) and `orphans` the complete lines decoded past that point,
+    which a writer appending to the file writes again so that none is lost; `cut_at` is None
+    when the file ends cleanly.
     """
 
     lines: list[bytes] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     cut_at: int | None = None
     closing: bytes = b""
+    orphans: list[bytes] = field(default_factory=list)
 
 
 def _body_start(data: bytes, pos: int) -> int | None:
@@ -114,17 +126,25 @@ class _Member:
 
 
 def _inflate(data: bytes, start: int) -> _Member:
-    """Inflate the deflate data from `start`; keeps what decoded before an error or the end."""
+    """Inflate the deflate data from `start`; keeps what decoded before an error or the end.
+
+    Input goes in large chunks; a chunk that fails is fed again in ever smaller pieces from a
+    saved state, so the output up to the failing byte is kept.
+    """
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     pieces: list[bytes] = []
     step = 1 << 16
     at = start
     while at < len(data):
         chunk = data[at:at + step]
+        saved = inflater.copy()
         try:
             pieces.append(inflater.decompress(chunk))
         except zlib.error:
-            return _Member(b"".join(pieces), at, closed=False, broken=True)
+            if step == 1:
+                return _Member(b"".join(pieces), at, closed=False, broken=True)
+            inflater, step = saved, max(1, step // 16)
+            continue
         if inflater.eof:
             used = len(chunk) - len(inflater.unused_data)
             return _Member(b"".join(pieces), at + used, closed=True, broken=False)
@@ -176,7 +196,10 @@ def decode(data: bytes) -> Decoded:
         if member.closed:
             trailer = data[member.end:member.end + 8]
             if len(trailer) < 8:
-                decoded.problems.append(f"{where}: gzip trailer cut short")
+                decoded.problems.append(f"{where}: gzip trailer cut short; lines kept")
+                decoded.cut_at = member.end
+                decoded.closing = struct.pack("<II", zlib.crc32(member.output),
+                                              len(member.output) & 0xFFFFFFFF)
                 break
             crc, length = struct.unpack("<II", trailer)
             if crc != zlib.crc32(member.output) or length != len(member.output) & 0xFFFFFFFF:
@@ -191,12 +214,12 @@ def decode(data: bytes) -> Decoded:
             pos = following
             continue
         decoded.problems.append(f"{where}: its writer did not finish (killed?); lines kept")
-        _mark_open(data, pos, start, decoded)
+        _mark_open(data, pos, start, member.output, decoded)
         break
     return decoded
 
 
-def _mark_open(data: bytes, member_at: int, start: int, decoded: Decoded) -> None:
+def _mark_open(data: bytes, member_at: int, start: int, output: bytes, decoded: Decoded) -> None:
     """Find the last sync point of the unfinished member at the end of `data`.
 
     A sync point is where an empty stored block ends; appending a final empty block and the
@@ -204,21 +227,24 @@ def _mark_open(data: bytes, member_at: int, start: int, decoded: Decoded) -> Non
     inflating the member up to it and confirming that the closed stream really ends there.
     """
     at = len(data)
+    synced = b""
+    decoded.cut_at, decoded.closing = member_at, b""
     while True:
         at = data.rfind(_SYNC_MARK, start, at)
         if at == -1:
-            decoded.cut_at, decoded.closing = member_at, b""
-            return
+            break
         end = at + len(_SYNC_MARK)
         inflater = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
-            output = inflater.decompress(data[start:end] + _FINAL_EMPTY_BLOCK)
+            candidate = inflater.decompress(data[start:end] + _FINAL_EMPTY_BLOCK)
         except zlib.error:
             continue
-        if inflater.eof and not inflater.unused_data and output.endswith(b"\n"):
-            trailer = struct.pack("<II", zlib.crc32(output), len(output) & 0xFFFFFFFF)
+        if inflater.eof and not inflater.unused_data and candidate.endswith(b"\n"):
+            trailer = struct.pack("<II", zlib.crc32(candidate), len(candidate) & 0xFFFFFFFF)
             decoded.cut_at, decoded.closing = end, _FINAL_EMPTY_BLOCK + trailer
-            return
+            synced = candidate
+            break
+    decoded.orphans = [line for line in output[len(synced):].split(b"\n")[:-1] if line]
 
 
 def read(path: Path) -> Decoded:

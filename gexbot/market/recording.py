@@ -155,6 +155,7 @@ class RecordingTransport:
         path = recfile.day_path(self.directory, self.variant, day)
         path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not path.exists() or path.stat().st_size == 0
+        orphans: list[bytes] = []
         if not fresh:
             decoded = recfile.read(path)
             if not self._same_recording(path, decoded.lines[:1], day):
@@ -163,13 +164,17 @@ class RecordingTransport:
             cut = recfile.close_open_member(path, decoded)
             if decoded.cut_at is not None:
                 log.warning("%s: the last process writing it did not finish; closed it"
-                            " (%d bytes of an unfinished line dropped)", path, cut)
+                            " (%d bytes cut, %d complete lines written again)", path, cut,
+                            len(decoded.orphans))
+            orphans = decoded.orphans
             fresh = path.stat().st_size == 0
         writer = recfile.MemberWriter(path)
-        if fresh:
+        if fresh and not (orphans and recfile.is_header_line(orphans[0])):
             header = recfile.header_line(self.variant, day, self._extra)
             text = json.dumps(header, separators=(",", ":"), ensure_ascii=False)
             writer.write_line(self._redactor.redact(text).encode())
+        for line in orphans:
+            writer.write_line(line)
         log.info("recording %s to %s", day, path)
         return writer
 
