@@ -8,6 +8,7 @@ instead of on a server.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import re
 import shlex
@@ -16,6 +17,7 @@ import sys
 import threading
 from pathlib import Path, PurePosixPath
 from types import ModuleType
+from typing import Any
 
 import pytest
 import yaml
@@ -42,11 +44,13 @@ def _load_parser() -> ModuleType:
 df = _load_parser()
 
 
-def dockerfile(variant: str):
+def dockerfile(variant: str) -> Any:
+    """The parsed Dockerfile of `variant` (a `scripts/dockerfiles.py` Dockerfile)."""
     return df.Dockerfile(ROOT / f"Dockerfile.{variant}")
 
 
-def cmd_args(variant: str):
+def cmd_args(variant: str) -> argparse.Namespace:
+    """The image's CMD as the daemon's own parser reads it."""
     cmd = dockerfile(variant).last("CMD").exec_form()
     assert cmd[:3] == ["python", "-m", "gexbot.live"]
     return live.build_parser().parse_args(cmd[3:])
@@ -58,7 +62,7 @@ def seconds(text: str) -> float:
     return int(match.group(1)) * (60 if match.group(2) == "m" else 1)
 
 
-def compose() -> dict:
+def compose() -> dict[str, Any]:
     loaded = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     assert isinstance(loaded, dict)
     return loaded
