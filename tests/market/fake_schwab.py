@@ -204,9 +204,7 @@ class FakeSchwab:
     def authorized(self, bearer: str | None, clock: datetime) -> bool:
         with self._lock:
             expires = self._state.access.get(bearer or "")
-            return (
-                expires is not None and clock < expires and bearer not in self._state.revoked
-            )
+            return expires is not None and clock < expires and bearer not in self._state.revoked
 
     def revoke(self, bearer: str | None) -> None:
         with self._lock:
@@ -215,6 +213,7 @@ class FakeSchwab:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else headers and body in two writes cost a delayed ACK
     server: Any
 
     def log_message(self, format: str, *args: Any) -> None:
