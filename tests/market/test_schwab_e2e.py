@@ -96,7 +96,7 @@ def daemon(
     """Runs `python -m gexbot.live` in-process; restores logging and signal handlers after."""
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     root = logging.getLogger()
-    before = list(root.handlers)
+    before, level = list(root.handlers), root.level
     for name in ("SCHWAB_REFRESH_TOKEN", "DISCORD_WEBHOOK_URL", "GEXBOT_TOKEN_FILE"):
         monkeypatch.setenv(name, "")
 
@@ -122,6 +122,7 @@ def daemon(
         signal.signal(sig, handler)
     for handler in [h for h in root.handlers if h not in before]:
         root.removeHandler(handler)
+    root.setLevel(level)
 
 
 def _read(db: Path) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]], bytes]:
