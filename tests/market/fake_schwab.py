@@ -81,7 +81,7 @@ class _State:
 class FakeSchwab:
     """A fake Schwab API; use as a context manager, point `GEXBOT_SCHWAB_BASE_URL` at `base_url`.
 
-    `latency_s` is a (low, high) range of real delay added to every data answer (seeded).
+    `latency_s` is a (low, high) range of real delay added to every answer (seeded).
     """
 
     def __init__(
@@ -237,6 +237,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         fake: FakeSchwab = self.server.fake
         clock = self._clock()
+        delay = fake.latency()
+        if delay:
+            time.sleep(delay)
         length = int(self.headers.get("Content-Length", "0"))
         form = dict(parse_qsl(self.rfile.read(length).decode()))
         auth = self.headers.get("Authorization", "")
