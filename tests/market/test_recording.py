@@ -359,3 +359,80 @@ def test_environment_secrets_are_masked(tmp_path: Path) -> None:
     assert header["source"] == "sim"
     assert header["preset"]["symbol"] == "$SPX"
     assert header["model"]["format"] == "gexbot-hmm"
+
+
+# --- through the live Schwab transport ------------------------------------------------------
+
+E2E_DAY = date(2026, 11, 12)
+E2E_KEY, E2E_SECRET, E2E_REFRESH = "rec-app-key-Hq41", "rec-app-secret-Pz08", "rec-refresh-Tn+5/Yw@"
+
+
+def e2e_minute(hhmm: str) -> datetime:
+    hour, minute = map(int, hhmm.split(":"))
+    return datetime(2026, 11, 12, hour, minute, tzinfo=EASTERN)
+
+
+def test_a_schwab_session_is_recorded_without_secrets_and_reconciles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from fake_schwab import FakeSchwab, Fault, schwab_error
+
+    from gexbot import live, reconcile
+    from gexbot.core.session import TradingCalendar
+    from gexbot.market.sim import SimMarket
+    from gexbot.settings import load_variant
+
+    preset = load_variant("es")
+    calendar = TradingCalendar(preset.calendar, 15, start=E2E_DAY - timedelta(days=14))
+    fake = FakeSchwab(SimMarket(preset, calendar, 6), app_key=E2E_KEY, app_secret=E2E_SECRET,
+                      refresh_token=E2E_REFRESH)
+    fake.faults = [
+        Fault("quotes", e2e_minute("09:34"), "revoke"),
+        Fault("chains", e2e_minute("09:36"), "status", 500,
+              body=schwab_error(500, "Internal Server Error"), times=3),
+        Fault("quotes", e2e_minute("09:38"), "status", 429, retry_after="0"),
+        Fault("pricehistory", e2e_minute("09:41"), "truncated"),
+        *[Fault(ep, e2e_minute("09:44"), "status", 429, retry_after="90", times=-1)
+          for ep in ("quotes", "pricehistory", "chains")],
+    ]
+    env = {"SCHWAB_APP_KEY": E2E_KEY, "SCHWAB_APP_SECRET": E2E_SECRET,
+           "SCHWAB_REFRESH_TOKEN": E2E_REFRESH,
+           "SCHWAB_REFRESH_TOKEN_ISSUED_AT": (e2e_minute("09:00") - timedelta(days=1)).isoformat(),
+           "GEXBOT_SCHWAB_BASE_URL": fake.base_url, "GEXBOT_TOKEN_FILE": str(tmp_path / "t.json"),
+           "GEXBOT_SCHWAB_TIMEOUT_S": "0.2", "GEXBOT_SCHWAB_BACKOFF_S": "0",
+           "DISCORD_WEBHOOK_URL": ""}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    folder, database = tmp_path / "recordings", tmp_path / "live.db"
+    try:
+        with fake:
+            code = live.main(["--variant", "es", "--source", "schwab", "--start", str(E2E_DAY),
+                              "--days", "1", "--minutes", "20", "--record", str(folder),
+                              "--db", str(database), "--log-level", "WARNING"])
+        issued = list(fake.issued)
+        assert code == 0
+        path = folder / "es" / "2026-11-12.jsonl.gz"
+        text = gzip.decompress(path.read_bytes()).decode()
+        assert len(issued) >= 2
+        for secret in (E2E_KEY, E2E_SECRET, E2E_REFRESH, *issued, "Bearer", "Authorization",
+                       "Basic ", "oauth", "CorrelId"):
+            assert secret not in text
+        lines = [json.loads(line) for line in text.splitlines()]
+        assert lines[0]["source"] == "schwab"
+        assert {line["endpoint"] for line in lines[1:]} == {"quotes", "pricehistory", "chains"}
+        assert all(list(line) == KEYS for line in lines[1:])
+        assert {line["status"] for line in lines[1:]} >= {200, 500, None}
+        capfd.readouterr()
+        assert reconcile.main(["--db", str(database), "--replay", str(folder)]) == 0
+        assert "identical: 1 session(s) 2026-11-12, 20 decisions" in capfd.readouterr().out
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        for handler in handlers:
+            handler.filters.clear()
+        root.setLevel(level)
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
