@@ -22,7 +22,7 @@ from tqdm import tqdm
 from gexbot import __version__
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import FloatArray, SessionTimes
-from gexbot.errors import EXIT_BUG, EXIT_OK, ConfigError, GexbotError, ModelError
+from gexbot.errors import EXIT_BUG, EXIT_OK, ConfigError, DataError, GexbotError, ModelError
 from gexbot.market.feed import history_params
 from gexbot.market.parse import parse_history
 from gexbot.model_io import import_pickle, write_model
@@ -166,7 +166,11 @@ def gather_closes(
         exchange = transport.get(
             "pricehistory", history_params(preset, session, session.close), asked_at
         )
-        day, _ = parse_history(exchange, at=session.close, session_open=session.open)
+        try:
+            day, _ = parse_history(exchange, at=session.close, session_open=session.open)
+        except DataError as problem:
+            log.warning("%s: %s; left out", session.date, problem)
+            continue
         if len(day) < 2:
             log.warning("%s: no 1-minute history, left out", session.date)
             continue

@@ -337,26 +337,32 @@ def test_a_closed_day_is_skipped_and_the_session_traded(
 
 
 def test_train_hmm_on_recordings_matches_training_on_the_market(
-    tmp_path: Path, preset: Preset, calendar: TradingCalendar
+    tmp_path: Path, preset: Preset, calendar: TradingCalendar, caplog: pytest.LogCaptureFixture
 ) -> None:
     sessions = calendar.sessions_ending(date(2026, 10, 23), 6)
     recorder = RecordingTransport(SimMarket(preset, calendar, 1), tmp_path / "rec", "es")
     for session in sessions:
         last = session.close - timedelta(minutes=1)
         recorder.get("pricehistory", history_params(preset, session, last), last)
+    # A recorder that stopped before the last minute of the 26th: that day cannot be used.
+    stopped = calendar.session(date(2026, 10, 26))
+    early = stopped.close - timedelta(minutes=30)
+    recorder.get("pricehistory", history_params(preset, stopped, early), early)
     recorder.close()
 
     common = ["--variant", "es", "--restarts", "2", "--force"]
-    assert train_hmm.main([*common, "--replay", str(tmp_path / "rec"),
-                           "--out", str(tmp_path / "replayed.json")]) == 0
+    with caplog.at_level(logging.WARNING, logger="gexbot.train_hmm"):
+        assert train_hmm.main([*common, "--replay", str(tmp_path / "rec"),
+                               "--out", str(tmp_path / "replayed.json")]) == 0
+    assert "2026-10-26: pricehistory: not recorded" in caplog.text
     assert train_hmm.main([*common, "--source", "sim", "--end", "2026-10-23", "--sessions", "6",
                            "--out", str(tmp_path / "sim.json")]) == 0
     replayed, simulated = (read_model(tmp_path / name) for name in ("replayed.json", "sim.json"))
     assert replayed.metadata["source"] == "replay"
-    assert replayed.metadata["sessions"] == 6
+    assert replayed.metadata["n_observations"] == simulated.metadata["n_observations"]
     for name in ("means", "variances", "transmat", "start_prob"):
         assert np.array_equal(getattr(replayed, name), getattr(simulated, name)), name
 
     assert train_hmm.main([*common, "--replay", str(tmp_path / "rec"), "--sessions", "2",
                            "--out", str(tmp_path / "two.json")]) == 0
-    assert read_model(tmp_path / "two.json").metadata["first_session"] == "2026-10-22"
+    assert read_model(tmp_path / "two.json").metadata["first_session"] == "2026-10-23"
