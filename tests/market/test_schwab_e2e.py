@@ -11,6 +11,7 @@ row, and the plain one shows what the skipped minutes changed.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import signal
 import stat
@@ -162,8 +163,9 @@ def test_an_hour_of_faults_skips_exactly_the_minutes_they_cost(daemon: Any, tmp_
                     for minute in SKIPPED]  # fmt: skip
     with _fake(plain_faults) as fake:
         plain = daemon("plain", "schwab", fake)
+    rec = tmp_path / "recordings"
     with _fake(FAULTS) as fake:
-        faulty = daemon("faulty", "schwab", fake, "--log-level", "DEBUG")
+        faulty = daemon("faulty", "schwab", fake, "--log-level", "DEBUG", "--record", str(rec))
         requests_seen, tokens_seen = fake.data_requests(), fake.token_requests()
         issued = fake.issued
 
@@ -190,10 +192,13 @@ def test_an_hour_of_faults_skips_exactly_the_minutes_they_cost(daemon: Any, tmp_
     assert faulty.output.count("WARNING the Schwab refresh token expires in 2 h ") == 1
     assert "Traceback" not in faulty.output
     assert stat.S_IMODE((tmp_path / "faulty-token.json").stat().st_mode) == 0o600
+    recorded = b"".join(gzip.decompress(path.read_bytes()) for path in rec.rglob("*.jsonl.gz"))
+    assert recorded.count(b"\n") >= 3 * 60  # every exchange, failed ones included
     for secret in (KEY, SECRET, REFRESH, *issued):
         for text in (faulty.output, clean.output):
             assert secret not in text
         assert secret.encode() not in faulty.db_bytes
+        assert secret.encode() not in recorded
 
 
 def _check_requests(data: list[Any], tokens: list[Any]) -> None:
