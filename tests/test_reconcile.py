@@ -216,6 +216,19 @@ def rewrite(path: Path, change: Any) -> None:
                 handle.write(json.dumps(changed) + "\n")
 
 
+def test_a_position_carried_into_the_first_day_needs_its_opening_day(
+    recorded: Recorded, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "live.db"
+    shutil.copy(recorded.database, database)
+    with duckdb.connect(str(database)) as con:
+        con.execute("UPDATE decisions SET position = 'LONG' WHERE \"at\" = (SELECT max(\"at\")"
+                    " FROM decisions WHERE \"at\" < TIMESTAMPTZ '2026-10-13 09:30:00-04:00')")
+    second = recorded.folder / "es" / "2026-10-13.jsonl.gz"
+    assert run_reconcile(["--db", str(database), "--replay", str(second)]) == 2
+    assert "held a LONG position into 2026-10-13" in capfd.readouterr().out
+
+
 def test_a_tampered_recording_is_caught_at_its_minute(
     recorded: Recorded, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
