@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import responses
 from responses import matchers
@@ -119,3 +121,23 @@ def token_calls(rsps: responses.RequestsMock) -> int:
 def data_calls(rsps: responses.RequestsMock) -> list[Any]:
     """The market-data requests made, in order."""
     return [call for call in rsps.calls if call.request.url != TOKEN_URL]
+
+
+def assert_sent(
+    rsps: responses.RequestsMock, endpoint: str, params: Mapping[str, str], *bearers: str
+) -> None:
+    """Every market-data request went to `endpoint` with exactly `params`, a bearer token (the
+    given ones in order, or the one given for all) and its own correlation UUID."""
+    calls = data_calls(rsps)
+    assert calls
+    expected = list(bearers) if len(bearers) > 1 else [bearers[0]] * len(calls)
+    assert len(calls) == len(expected)
+    correl = set()
+    for call, bearer in zip(calls, expected, strict=True):
+        split = urlsplit(call.request.url)
+        assert f"{split.scheme}://{split.netloc}{split.path}" == URLS[endpoint]
+        assert dict(parse_qsl(split.query)) == dict(params)
+        assert call.request.headers["Authorization"] == f"Bearer {bearer}"
+        assert call.request.headers["Accept"] == "application/json"
+        correl.add(uuid.UUID(call.request.headers["Schwab-Client-CorrelId"]))
+    assert len(correl) == len(calls)

@@ -23,6 +23,7 @@ from schwab_helpers import (
     URLS,
     FakeTime,
     add_refresh,
+    assert_sent,
     data_calls,
     environ,
     load,
@@ -154,6 +155,7 @@ def test_401_refreshes_once_and_retries_once() -> None:
     transport, _ = make_transport()
     assert transport.get("quotes", QUOTES, AT).ok
     assert token_calls(responses.mock) == 2
+    assert_sent(responses.mock, "quotes", QUOTES, "access-1", "access-2")
     assert len(data_calls(responses.mock)) == 2
 
 
@@ -169,6 +171,7 @@ def test_401_with_a_fresh_token_skips_the_minute_and_stops_after_three_minutes()
     with pytest.raises(AuthError, match="Market Data Production product") as info:
         transport.get("quotes", QUOTES, AT + timedelta(minutes=2))
     assert "\n" not in str(info.value)
+    assert_sent(responses.mock, "quotes", QUOTES, "access-n")
     # One refresh and one retry per minute, never more.
     assert len(data_calls(responses.mock)) == 6
     assert token_calls(responses.mock) == 4
@@ -236,6 +239,7 @@ def test_429_with_a_short_retry_after_waits_and_retries_once() -> None:
     transport, clock = make_transport()
     assert transport.get("quotes", QUOTES, AT).ok
     assert clock.sleeps == [5.0]
+    assert_sent(responses.mock, "quotes", QUOTES, "access-1")
 
 
 @responses.activate
@@ -245,6 +249,7 @@ def test_429_twice_gives_up_and_pauses_requests() -> None:
     transport, clock = make_transport()
     answer = transport.get("quotes", QUOTES, AT)
     assert (answer.status, clock.sleeps, len(data_calls(responses.mock))) == (429, [2.0], 2)
+    assert_sent(responses.mock, "quotes", QUOTES, "access-1")
     with pytest.raises(TransientError) as info:
         check_exchange(answer)
     assert info.value.kind == "rate_limited"
@@ -269,6 +274,7 @@ def test_429_with_a_long_retry_after_holds_every_request_until_it_passes(
     assert clock.sleeps == []
     assert transport.get("quotes", QUOTES, AT + timedelta(seconds=91)).ok
     assert "HTTP 429 from Schwab, 1 requests in the last 60 s (limit 120/min)" in caplog.text
+    assert_sent(responses.mock, "quotes", QUOTES, "access-1")
 
 
 @responses.activate
@@ -283,6 +289,7 @@ def test_429_without_retry_after_skips_the_rest_of_the_minute() -> None:
     assert len(data_calls(responses.mock)) == 1
     assert clock.sleeps == []
     assert transport.get("chains", CHAINS, AT + timedelta(minutes=1)).ok
+    assert_sent(responses.mock, "chains", CHAINS, "access-1")
 
 
 @responses.activate
@@ -294,6 +301,7 @@ def test_429_retry_after_as_an_http_date() -> None:
     transport, clock = make_transport()
     assert transport.get("quotes", QUOTES, AT).ok
     assert clock.sleeps == [8.0]
+    assert_sent(responses.mock, "quotes", QUOTES, "access-1")
 
 
 @responses.activate
@@ -305,6 +313,7 @@ def test_5xx_is_retried_with_doubling_pauses() -> None:
     transport, clock = make_transport()
     assert transport.get("chains", CHAINS, AT).ok
     assert clock.sleeps == [0.5, 1.0]
+    assert_sent(responses.mock, "chains", CHAINS, "access-1")
 
 
 @responses.activate
@@ -321,6 +330,7 @@ def test_5xx_on_every_try_fails_the_minute() -> None:
         "server_error",
         "chains: HTTP 502 (Body buffer overflow: protocol.http.TooBigBody)",
     )
+    assert_sent(responses.mock, "chains", CHAINS, "access-1")
 
 
 @pytest.mark.parametrize(
@@ -347,6 +357,7 @@ def test_timeouts_and_connection_errors_are_retried_then_fail_the_minute(
     with pytest.raises(TransientError) as info:
         check_exchange(answer)
     assert info.value.kind == kind
+    assert_sent(responses.mock, "pricehistory", HISTORY, "access-1")
 
 
 @responses.activate
@@ -357,6 +368,7 @@ def test_a_timeout_then_an_answer_recovers_the_minute() -> None:
     transport, clock = make_transport()
     assert transport.get("pricehistory", HISTORY, AT).ok
     assert clock.sleeps == [0.5]
+    assert_sent(responses.mock, "pricehistory", HISTORY, "access-1")
 
 
 @responses.activate
@@ -374,6 +386,7 @@ def test_retries_stop_at_the_minute_budget() -> None:
     # 15 s + 0.5 s pause + a 13 s try fits in 40 s; 30.5 s + 1 s + 13 s does not.
     assert len(data_calls(responses.mock)) == 2
     assert clock.sleeps == [0.5]
+    assert_sent(responses.mock, "chains", CHAINS, "access-1")
 
 
 TRUNCATED = (FIXTURES / "pricehistory_truncated.txt").read_text()
@@ -401,6 +414,7 @@ def test_malformed_or_truncated_json_fails_the_minute_without_retry(text: str, e
     with pytest.raises(DataError) as info:
         check_exchange(answer)
     assert info.value.kind == "bad_json"
+    assert_sent(responses.mock, "pricehistory", HISTORY, "access-1")
 
 
 @responses.activate
@@ -414,6 +428,7 @@ def test_other_client_errors_are_not_retried() -> None:
         check_exchange(transport.get("quotes", QUOTES, AT))
     assert info.value.kind == "http_400"
     assert len(data_calls(responses.mock)) == 1
+    assert_sent(responses.mock, "quotes", QUOTES, "access-1")
 
 
 @responses.activate
