@@ -309,9 +309,8 @@ def _reconcile_run(
 
 def _recorded_model(replay: ReplayTransport, session: SessionTimes) -> object:
     """The model document the day's first recording names (None when it names none)."""
-    for path in replay.files(session.date):
-        return replay.headers[path].get("model")
-    return None
+    files = replay.files(session.date)
+    return replay.headers[files[0]].get("model") if files else None
 
 
 def _model_file(args: argparse.Namespace, replay: ReplayTransport, preset: Preset,
