@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -26,6 +27,7 @@ from gexbot.errors import EXIT_BUG, EXIT_OK, AuthError, ConfigError, GexbotError
 from gexbot.market.feed import MarketFeed
 from gexbot.model_io import read_model
 from gexbot.settings import Preset, Secrets, load_variant
+from gexbot.shell.auth_gate import AuthGate, fingerprint
 from gexbot.shell.clock import Clock, RealClock, SimClock
 from gexbot.shell.discord import DiscordNotifier
 from gexbot.shell.health import HealthServer, Metrics
@@ -147,14 +149,13 @@ def run(args: argparse.Namespace) -> int:
     redactor = setup_logging(args.log_level, args.log_format, secrets.values())
     preset = load_variant(args.variant, args.preset)
     label = preset.variant.upper()
-    notifier = DiscordNotifier(
-        secrets.discord_webhook_url, redact=redactor.redact, logger=logging.getLogger("gexbot")
-    )
+    webhook = secrets.discord_webhook_url
+    if webhook is not None and args.replay:
+        log.info("Discord stays quiet during a replay: the recorded days are history")
+        webhook = None
+    notifier = DiscordNotifier(webhook, redact=redactor.redact, logger=logging.getLogger("gexbot"))
     try:
         return _run_daemon(args, preset, notifier, redactor)
-    except AuthError as problem:
-        notifier.alert(f"{label}: Schwab authentication failed", str(problem))
-        raise
     except ModelError as problem:
         notifier.alert(f"{label}: HMM model file problem", str(problem))
         raise
@@ -165,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_daemon(
     args: argparse.Namespace, preset: Preset, notifier: DiscordNotifier, redactor: Redactor
 ) -> int:
+    label = preset.variant.upper()
     model = read_model(args.model if args.model is not None else preset.model_file())
     calendar = TradingCalendar(
         preset.calendar,
@@ -172,13 +174,12 @@ def _run_daemon(
         start=args.start - CALENDAR_MARGIN if args.start is not None else None,
     )
     options = SourceOptions(
-        source=args.source, seed=args.seed, replay=args.replay, record=args.record
+        source=args.source, seed=args.seed, replay=args.replay, record=args.record, model=args.model
     )
     stop = threading.Event()
     _install_signal_handlers(stop)
     market = open_market(options, preset, calendar)
-    if hasattr(market.transport, "register_redactor"):
-        market.transport.register_redactor(redactor.add)
+    _attach(market, redactor, notifier, label)
     sessions = _sessions(args, options, calendar, market)
     db = _database_path(args, preset)
     params = EngineParams(
@@ -188,11 +189,9 @@ def _run_daemon(
         model=model,
         multiplier=preset.chain.contract_multiplier,
     )
-    label = preset.variant.upper()
     console = ConsoleSink(logging.getLogger("gexbot.events"), label=label)
     summary = Summary()
     metrics = Metrics()
-    health = _start_health(args, metrics)
     realtime = _realtime(args, options)
     fast = args.speed is None and not realtime
     feed = MarketFeed(market.transport, preset, calendar, concurrent=options.live, stop=stop)
@@ -204,12 +203,15 @@ def _run_daemon(
         _describe_source(args, options),
         db,
     )
+    health: HealthServer | None = None
     with Store(
         db, preset.variant, hold_open=fast, logger=log, batch_minutes=FAST_BATCH if fast else 1
     ) as store:
+        gate = _auth_gate(options, store, notifier, label)
         state = store.restore() or initial_state(params)
         if state.last_minute is not None:
             log.info("resuming after %s with balance %.2f", state.last_minute, state.balance)
+        health = _start_health(args, metrics)
         clock = _clock(args, options, stop, sessions, state.last_minute, metrics)
         loop = TradingLoop(
             params=params,
@@ -226,6 +228,10 @@ def _run_daemon(
         )
         try:
             loop.run(live_sessions(calendar, clock) if realtime else sessions)
+        except AuthError as problem:
+            if gate is not None:
+                gate.record_refusal(str(problem), datetime.now(EASTERN))
+            raise
         finally:
             feed.close()
             console.close()
@@ -235,6 +241,36 @@ def _run_daemon(
     for line in summary.lines():
         log.info("%s", line)
     return EXIT_OK
+
+
+def _attach(market: Market, redactor: Redactor, notifier: DiscordNotifier, label: str) -> None:
+    """Give the transport the log redactor (fresh tokens) and an alert line (token expiry)."""
+    if hasattr(market.transport, "register_redactor"):
+        market.transport.register_redactor(redactor.add)
+    if hasattr(market.transport, "set_alerter"):
+        market.transport.set_alerter(
+            lambda title, message: notifier.alert(f"{label}: {title}", message, "warning")
+        )
+
+
+def _auth_gate(
+    options: SourceOptions, store: Store, notifier: DiscordNotifier, label: str
+) -> AuthGate | None:
+    """For Schwab data: refuse to start while the credentials Schwab refused are still in place."""
+    if not options.live:
+        return None
+    from gexbot.market.schwab_config import SchwabConfig
+
+    config = SchwabConfig.from_env(os.environ)
+    gate = AuthGate(
+        store,
+        fingerprint(config.app_key, config.tokens.refresh_token),
+        lambda title, message: notifier.alert(f"{label}: {title}", message),
+    )
+    blocked = gate.check_start(datetime.now(EASTERN))
+    if blocked is not None:
+        raise AuthError(blocked)
+    return gate
 
 
 def _check_args(args: argparse.Namespace) -> None:

@@ -113,6 +113,12 @@ class RecordingTransport:
 
         inner(both)
 
+    def set_alerter(self, alert: Callable[[str, str], object] | None) -> None:
+        """Pass the operator-alert callback on to the wrapped transport (token expiry)."""
+        inner = getattr(self.transport, "set_alerter", None)
+        if callable(inner):
+            inner(alert)
+
     def close(self) -> None:
         """Finish the open file (gzip trailer) and close the wrapped transport."""
         with self._lock:

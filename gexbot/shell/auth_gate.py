@@ -1,0 +1,129 @@
+"""A refused Schwab credential, remembered in the database so that restarts do not hammer anyone.
+
+When Schwab refuses the refresh token (expired after 7 days, revoked by a newer login) the daemon
+alerts, logs one critical line and exits with code 3. Under `restart: unless-stopped` Docker
+starts it again and again; each start finds the refusal in the `meta` table and, while the
+credentials are the ones refused, exits at once with code 3 without a single request to Schwab
+and without a new alert (at most one a day, to say it is still waiting). Exiting at once, rather
+than sleeping, lets Docker's own restart delay grow instead of resetting it.
+
+Credentials are recognised by a fingerprint: a truncated SHA-256 of the app key and the refresh
+token, which identifies them without revealing either. `python -m gexbot.auth` writes a new
+refresh token; the next start sees another fingerprint, forgets the refusal and trades again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from typing import Protocol
+
+from gexbot.core.session import EASTERN
+
+KEY = "auth_refused"
+FINGERPRINT_HEX = 16
+log = logging.getLogger("gexbot.auth_gate")
+
+
+class MetaStore(Protocol):
+    """The part of the store the gate uses."""
+
+    def get_meta(self, key: str) -> str | None:
+        """The remembered value, or None."""
+        ...
+
+    def set_meta(self, key: str, value: str) -> bool:
+        """Remember a value."""
+        ...
+
+
+Alert = Callable[[str, str], None]
+
+
+def fingerprint(app_key: str, refresh_token: str) -> str:
+    """A short, one-way name for a pair of credentials."""
+    digest = hashlib.sha256(f"{app_key}\n{refresh_token}".encode()).hexdigest()
+    return digest[:FINGERPRINT_HEX]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """What the database remembers of a refusal."""
+
+    fingerprint: str
+    refused_at: str
+    message: str
+    last_alert_day: str
+    starts_since: int
+
+
+class AuthGate:
+    """Lets a start through, or stops it while the refused credentials are still in place."""
+
+    def __init__(self, store: MetaStore, current: str, alert: Alert) -> None:
+        """`current` is the fingerprint of the credentials this start would use."""
+        self._store = store
+        self._current = current
+        self._alert = alert
+
+    def remembered(self) -> Refusal | None:
+        """The refusal stored for any credentials, None when there is none (or it is unreadable)."""
+        text = self._store.get_meta(KEY)
+        if not text:
+            return None
+        try:
+            return Refusal(**json.loads(text))
+        except (TypeError, ValueError):
+            log.warning("the remembered Schwab refusal is unreadable; ignoring it")
+            return None
+
+    def check_start(self, now: datetime) -> str | None:
+        """The reason this start must not contact Schwab, or None to go on.
+
+        A refusal of other credentials is forgotten (a new login happened). A refusal of these
+        ones counts the start and alerts again only on a new day.
+        """
+        refusal = self.remembered()
+        if refusal is None:
+            return None
+        if refusal.fingerprint != self._current:
+            log.info("new Schwab credentials since the refusal of %s: trading again",
+                     refusal.refused_at)
+            self._store.set_meta(KEY, "")
+            return None
+        today = now.astimezone(EASTERN).date().isoformat()
+        refusal = replace(refusal, starts_since=refusal.starts_since + 1)
+        why = (
+            f"Schwab refused these credentials at {refusal.refused_at} ({refusal.message});"
+            f" {refusal.starts_since} start(s) since. Not contacting Schwab until they change:"
+            " run python -m gexbot.auth to authorize again"
+        )
+        if refusal.last_alert_day != today:
+            self._alert("Schwab authorization still refused", why)
+            refusal = replace(refusal, last_alert_day=today)
+        self._store.set_meta(KEY, json.dumps(asdict(refusal)))
+        return why
+
+    def record_refusal(self, message: str, now: datetime) -> None:
+        """Remember that Schwab refused the current credentials; alert unless done today."""
+        today = now.astimezone(EASTERN).date().isoformat()
+        previous = self.remembered()
+        already = (
+            previous is not None
+            and previous.fingerprint == self._current
+            and previous.last_alert_day == today
+        )
+        if not already:
+            self._alert("Schwab authentication failed", message)
+        refusal = Refusal(
+            fingerprint=self._current,
+            refused_at=now.astimezone(EASTERN).isoformat(timespec="seconds"),
+            message=message,
+            last_alert_day=today,
+            starts_since=0,
+        )
+        self._store.set_meta(KEY, json.dumps(asdict(refusal)))
