@@ -95,3 +95,7 @@ def test_a_refused_token_is_remembered_across_restarts_until_it_changes(
         assert renewed.code == 0, renewed.output
         assert len(fake.seen) > asked
         assert "trading again" in renewed.output
+    for run in (first, again, renewed):
+        for secret in (REFRESH, "e2e-hook"):
+            assert secret not in run.output
+            assert secret.encode() not in run.db_bytes
