@@ -203,11 +203,12 @@ class TradingLoop:
         if self._metrics is not None:
             self._metrics.data_error(problem.kind)
         if self.stats.consecutive_failures == self._failure_alert_after:
-            self._alerter.alert(
-                "Market data failing",
+            message = (
                 f"{self.params.variant}: {self._failure_alert_after} consecutive minutes skipped"
-                f" up to {minute:%Y-%m-%d %H:%M}; last problem: {problem}",
+                f" up to {minute:%Y-%m-%d %H:%M}; last problem: {problem}"
             )
+            log.error("market data failing: %s", message)
+            self._alerter.alert("Market data failing", message)
 
     def _release(self) -> None:
         """Hand the durable minutes' events to the sinks: nothing is announced before it is
