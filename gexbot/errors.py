@@ -9,10 +9,13 @@
         └── TransientError  timeout, 429, 5xx after retries      -> skip the minute
 
 Anything else is a bug: a traceback and a non-zero exit; a restart resumes from the store.
-`live.main()` maps the tree to exit codes, so the reactions live in one place.
+`exit_code_of` maps the tree to exit codes for every command, so the reactions live in one place.
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable
 
 EXIT_OK = 0
 EXIT_BUG = 1
@@ -64,3 +67,21 @@ class DataError(GexbotError):
 
 class TransientError(DataError):
     """A request failed in a way that may heal by itself (timeout, 429, 5xx)."""
+
+
+def exit_code_of(command: Callable[[], int], log: logging.Logger) -> int:
+    """Run a command's body and turn what it raised into its exit code.
+
+    A `GexbotError` is one critical line (its message says what to do) and its branch's code;
+    Ctrl-C is a clean stop; anything else is a bug, logged with its traceback.
+    """
+    try:
+        return command()
+    except GexbotError as problem:
+        log.critical("%s", problem)
+        return problem.exit_code
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except Exception:
+        log.exception("unexpected error: this is a bug; a restart resumes from the database")
+        return EXIT_BUG

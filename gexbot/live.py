@@ -23,7 +23,7 @@ from gexbot import __version__
 from gexbot.core.engine import EngineParams, initial_state
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import SessionTimes
-from gexbot.errors import EXIT_BUG, EXIT_OK, AuthError, ConfigError, GexbotError, ModelError
+from gexbot.errors import EXIT_OK, AuthError, ConfigError, ModelError, exit_code_of
 from gexbot.market.feed import MarketFeed
 from gexbot.model_io import read_model
 from gexbot.settings import Preset, Secrets, load_variant
@@ -130,16 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the daemon; the return value is the process exit code."""
     load_dotenv(override=False)
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except GexbotError as problem:
-        log.critical("%s", problem)
-        return problem.exit_code
-    except KeyboardInterrupt:
-        return EXIT_OK
-    except Exception:
-        log.exception("unexpected error: this is a bug; a restart resumes from the database")
-        return EXIT_BUG
+    return exit_code_of(lambda: run(args), log)
 
 
 def run(args: argparse.Namespace) -> int:

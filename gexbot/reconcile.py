@@ -36,7 +36,7 @@ from gexbot import __version__
 from gexbot.core.engine import EngineParams, initial_state
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import SessionTimes
-from gexbot.errors import EXIT_BUG, EXIT_OK, ConfigError, GexbotError
+from gexbot.errors import EXIT_OK, ConfigError, exit_code_of
 from gexbot.market.replay import ReplayTransport, minute_key
 from gexbot.model_io import read_model
 from gexbot.settings import Preset, load_variant
@@ -236,15 +236,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Reconcile; the return value is the exit code."""
     load_dotenv(override=False)
     args = build_parser().parse_args(argv)
-    try:
+
+    def command() -> int:
         setup_logging(args.log_level, "text", ())
         return run(args)
-    except GexbotError as problem:
-        log.critical("%s", problem)
-        return problem.exit_code
-    except Exception:
-        log.exception("unexpected error: this is a bug")
-        return EXIT_BUG
+
+    return exit_code_of(command, log)
 
 
 def run(args: argparse.Namespace) -> int:

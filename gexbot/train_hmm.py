@@ -22,7 +22,7 @@ from tqdm import tqdm
 from gexbot import __version__
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import FloatArray, SessionTimes
-from gexbot.errors import EXIT_BUG, EXIT_OK, ConfigError, DataError, GexbotError, ModelError
+from gexbot.errors import EXIT_OK, ConfigError, DataError, ModelError, exit_code_of
 from gexbot.market.feed import history_params
 from gexbot.market.parse import parse_history
 from gexbot.model_io import import_pickle, write_model
@@ -78,16 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_dotenv(override=False)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     args = build_parser().parse_args(argv)
-    try:
-        return run(args)
-    except GexbotError as problem:
-        log.critical("%s", problem)
-        return problem.exit_code
-    except KeyboardInterrupt:
-        return EXIT_OK
-    except Exception:
-        log.exception("unexpected error: this is a bug")
-        return EXIT_BUG
+    return exit_code_of(lambda: run(args), log)
 
 
 def run(args: argparse.Namespace) -> int:
