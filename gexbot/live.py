@@ -135,9 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Wire the daemon from parsed arguments and run it to the end of its sessions."""
-    _check_args(args)
     secrets = Secrets.from_env()
     redactor = setup_logging(args.log_level, args.log_format, secrets.values())
+    _check_args(args)
     preset = load_variant(args.variant, args.preset)
     label = preset.variant.upper()
     webhook = secrets.discord_webhook_url
