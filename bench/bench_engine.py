@@ -86,10 +86,7 @@ def main() -> None:
     calendar = TradingCalendar(preset.calendar, preset.strategy.flatten_minutes_before_close)
     sessions = calendar.sessions_from(args.start, args.days)
     model = read_model(preset.model_file())
-    params = EngineParams(
-        variant=preset.variant, symbol=preset.symbol, strategy=preset.strategy, model=model,
-        multiplier=preset.chain.contract_multiplier,
-    )
+    params = EngineParams.from_preset(preset, model)
 
     feed = MarketFeed(SimMarket(preset, calendar, args.seed), preset, calendar)
     snapshots: list[Snapshot] = []

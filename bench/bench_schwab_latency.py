@@ -75,9 +75,7 @@ def run_mode(fake: FakeSchwab, concurrent: bool, minutes: int) -> list[float]:
         "GEXBOT_SCHWAB_BASE_URL": fake.base_url})  # fmt: skip
     transport = SchwabTransport(config)
     feed = MarketFeed(transport, preset, calendar, concurrent=concurrent)
-    params = EngineParams(variant=preset.variant, symbol=preset.symbol, strategy=preset.strategy,
-                          model=read_model(preset.model_file()),
-                          multiplier=preset.chain.contract_multiplier)  # fmt: skip
+    params = EngineParams.from_preset(preset, read_model(preset.model_file()))
     session = calendar.session(DAY)
     stop = threading.Event()
     observed = _Latencies()

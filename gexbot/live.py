@@ -173,13 +173,7 @@ def _run_daemon(
     _attach(market, redactor, notifier, label)
     sessions = _sessions(args, options, calendar, market)
     db = _database_path(args, preset)
-    params = EngineParams(
-        variant=preset.variant,
-        symbol=preset.symbol,
-        strategy=preset.strategy,
-        model=model,
-        multiplier=preset.chain.contract_multiplier,
-    )
+    params = EngineParams.from_preset(preset, model)
     console = ConsoleSink(logging.getLogger("gexbot.events"), label=label)
     summary = Summary()
     metrics = Metrics()

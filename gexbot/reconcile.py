@@ -350,8 +350,7 @@ def _seed(database: Path, preset: Preset, model_file: Path, decisions: pd.DataFr
             " recording of the day it was opened so the replay opens it too"
         )
     model = read_model(model_file)
-    params = EngineParams(variant=preset.variant, symbol=preset.symbol, strategy=preset.strategy,
-                          model=model, multiplier=preset.chain.contract_multiplier)
+    params = EngineParams.from_preset(preset, model)
     at = last["at"].to_pydatetime()
     balance = float(last["balance"])
     state = replace(initial_state(params), balance=balance, day_start_balance=balance,

@@ -309,8 +309,7 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory, preset: Preset,
         state = store.restore()
         assert state is not None
         assert state.last_minute == dying
-        params = EngineParams("es", "$SPX", preset.strategy, read_model(preset.model_file()),
-                              preset.chain.contract_multiplier)
+        params = EngineParams.from_preset(preset, read_model(preset.model_file()))
         state, events = skip(state, missed, "missed: the loop fell behind", params)
         store.commit(missed, events, state)
         back = missed + timedelta(minutes=30)

@@ -44,7 +44,7 @@ from gexbot.core.types import (
     State,
     Trade,
 )
-from gexbot.settings import StrategySettings
+from gexbot.settings import Preset, StrategySettings
 
 _BLOCKER_ORDER = tuple(Blocker)
 """The order of `decisions.blocked_by` (iterating a tuple is much cheaper than the enum)."""
@@ -52,13 +52,32 @@ _BLOCKER_ORDER = tuple(Blocker)
 
 @dataclass(frozen=True, slots=True, eq=False)
 class EngineParams:
-    """What `step` needs besides state and snapshot: the variant's numbers and its HMM."""
+    """What `step` needs besides state and snapshot: the variant's numbers and its HMM.
+
+    `multiplier` and `strike_count` are the preset's chain settings: units per contract, and
+    how many strikes around the money net GEX is summed over.
+    """
 
     variant: str
     symbol: str
     strategy: StrategySettings
     model: HmmModel
     multiplier: float
+    strike_count: int
+
+    @classmethod
+    def from_preset(
+        cls, preset: Preset, model: HmmModel, strategy: StrategySettings | None = None
+    ) -> EngineParams:
+        """The engine's view of a preset (its strategy, or `strategy` in its place) and a model."""
+        return cls(
+            variant=preset.variant,
+            symbol=preset.symbol,
+            strategy=preset.strategy if strategy is None else strategy,
+            model=model,
+            multiplier=preset.chain.contract_multiplier,
+            strike_count=preset.chain.strike_count,
+        )
 
 
 def initial_state(params: EngineParams) -> State:
@@ -141,7 +160,9 @@ def end_session(state: State, params: EngineParams) -> tuple[State, list[Event]]
 def compute_features(state: State, snapshot: Snapshot, params: EngineParams) -> Features:
     """All regime features of the minute from the (already updated) buffers and the snapshot."""
     strategy = params.strategy
-    net_gex, excluded = ft.net_gex(snapshot.chain, snapshot.spot, params.multiplier)
+    net_gex, excluded = ft.net_gex(
+        snapshot.chain, snapshot.spot, params.multiplier, params.strike_count
+    )
     regime = ft.gex_regime(net_gex) if net_gex is not None else None
     hurst = ft.hurst(state.prices, strategy.hurst.min_lag, strategy.hurst.max_lag)
     returns = ft.log_returns(snapshot.closes, strategy.hmm.returns)

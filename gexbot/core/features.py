@@ -13,14 +13,33 @@ from functools import lru_cache
 import numpy as np
 import numpy.typing as npt
 
-from gexbot.core.types import Chain, FloatArray, GexRegime
+from gexbot.core.types import BoolArray, Chain, FloatArray, GexRegime
 
 IntArray = npt.NDArray[np.intp]
 
 _RELATIVE_SIGMA_FLOOR = 1e-10
 
 
-def net_gex(chain: Chain, spot: float, multiplier: float) -> tuple[float | None, int]:
+def near_the_money(chain: Chain, spot: float, strike_count: int) -> BoolArray | None:
+    """Which contracts have one of the `strike_count` distinct strikes nearest to `spot`.
+
+    None when the chain holds no more strikes than that (every contract counts): the common
+    case, since the request asks Schwab for that many. A server that answers more (Schwab's
+    `strikeCount` is documented as "above or below" the money) is trimmed here, so GEX is always
+    summed over the same window. The nearest strikes of a sorted list are a contiguous run;
+    a tie in distance goes to the lower strike.
+    """
+    strikes = chain.strikes
+    if strikes.shape[0] <= strike_count:
+        return None
+    nearest = np.argsort(np.abs(strikes - spot), kind="stable")[:strike_count]
+    low, high = float(strikes[nearest].min()), float(strikes[nearest].max())
+    return (chain.strike >= low) & (chain.strike <= high)
+
+
+def net_gex(
+    chain: Chain, spot: float, multiplier: float, strike_count: int | None = None
+) -> tuple[float | None, int]:
     """Sum dealers' dollar gamma over the chain: calls add gamma·OI·multiplier·spot, puts subtract.
 
     Parameters
@@ -29,19 +48,25 @@ def net_gex(chain: Chain, spot: float, multiplier: float) -> tuple[float | None,
         contract.
     spot : the index price, in points.
     multiplier : units of the underlying per contract (100 for index options).
+    strike_count : sum over the contracts of this many distinct strikes nearest to spot
+        (`near_the_money`); None sums the whole chain.
 
     Returns ``(net_gex_usd, excluded)``: contracts whose gamma or open interest is missing (NaN),
     infinite or negative (the sentinel -999 included) are left out and counted in `excluded`.
     `net_gex_usd` is None when no contract is usable: that is bad data, not a zero exposure.
     """
+    window = near_the_money(chain, spot, strike_count) if strike_count is not None else None
     gamma = chain.gamma
     oi = chain.open_interest
     exposure = gamma * oi
     # NaN fails every comparison (and propagates through minimum and the product), so these
     # two tests also drop missing values; an infinite input makes the product inf or NaN.
     usable = (np.minimum(gamma, oi) >= 0.0) & (exposure < math.inf)
+    if window is not None:
+        usable &= window
     n_usable = int(np.count_nonzero(usable))
-    excluded = int(gamma.shape[0]) - n_usable
+    in_window = int(gamma.shape[0]) if window is None else int(np.count_nonzero(window))
+    excluded = in_window - n_usable
     if n_usable == 0:
         return None, excluded
     signed = np.where(chain.is_call, exposure, -exposure)

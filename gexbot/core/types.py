@@ -7,7 +7,7 @@ All datetimes are timezone-aware.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -100,13 +100,21 @@ class Chain:
 
     `gamma` is per share per 1-point move of the underlying; `open_interest` is in contracts.
     Missing or sentinel values (-999, "NaN") are NaN here: the parser never invents numbers and
-    the GEX feature leaves such contracts out and counts them.
+    the GEX feature leaves such contracts out and counts them. `strikes` (the distinct strike
+    prices, ascending) is derived once when the chain is built, because the GEX feature asks
+    for it every minute.
     """
 
     is_call: BoolArray
     strike: FloatArray
     gamma: FloatArray
     open_interest: FloatArray
+    strikes: FloatArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        distinct = np.unique(self.strike)
+        distinct.flags.writeable = False
+        object.__setattr__(self, "strikes", distinct)
 
     def __len__(self) -> int:
         return int(self.is_call.shape[0])

@@ -69,13 +69,7 @@ def hmm_model() -> HmmModel:
 
 def engine_params(strategy: StrategySettings = STRATEGY) -> EngineParams:
     """The ES variant's engine parameters with the planted HMM."""
-    return EngineParams(
-        variant=PRESET.variant,
-        symbol=PRESET.symbol,
-        strategy=strategy,
-        model=hmm_model(),
-        multiplier=PRESET.chain.contract_multiplier,
-    )
+    return EngineParams.from_preset(PRESET, hmm_model(), strategy)
 
 
 PARAMS = engine_params()

@@ -169,3 +169,52 @@ def test_log_returns_unknown() -> None:
     assert ft.log_returns(frozen_array([100.0, 101.0, math.nan, 102.0]), 3) is None
     # A bad close outside the window used does not matter.
     assert ft.log_returns(frozen_array([-1.0, 100.0, 101.0, 102.0]), 2) is not None
+
+
+def _wide_chain() -> list[tuple[bool, float, float, float]]:
+    """80 strikes 5 points apart from 6600; the outer 20 on each side carry heavy put interest."""
+    rows = []
+    for k in range(80):
+        strike = 6600.0 + 5.0 * k
+        outer = k < 20 or k >= 60
+        rows.append((True, strike, 0.002, 1000.0))
+        rows.append((False, strike, 0.002, 20_000.0 if outer else 400.0))
+    return rows
+
+
+def test_chain_knows_its_distinct_strikes() -> None:
+    chain = make_chain(CLEAN)
+    assert chain.strikes.tolist() == [6790.0, 6800.0, 6810.0]
+    assert ft.near_the_money(chain, 6801.0, 40) is None
+
+
+def test_net_gex_sums_only_the_strikes_nearest_the_money() -> None:
+    rows = _wide_chain()
+    spot = 6801.0  # strike 6800 is index 40: the 40 nearest are 6705..6900
+    nearest = sorted({r[1] for r in rows}, key=lambda k: (abs(k - spot), k))[:40]
+    inside = [r for r in rows if r[1] in nearest]
+    net, excluded = ft.net_gex(make_chain(rows), spot, 100.0, strike_count=40)
+    assert excluded == 0
+    assert net == pytest.approx(loop_gex(inside, spot, 100.0), rel=1e-12)
+    assert net is not None
+    assert net > 0
+    whole, _ = ft.net_gex(make_chain(rows), spot, 100.0)
+    assert whole is not None
+    assert whole < 0  # the far put walls would flip the regime if they were counted
+    assert (min(nearest), max(nearest)) == (6705.0, 6900.0)
+
+
+def test_a_tie_in_distance_goes_to_the_lower_strike() -> None:
+    rows = [(True, strike, 0.002, 100.0) for strike in (6790.0, 6795.0, 6800.0, 6805.0)]
+    window = ft.near_the_money(make_chain(rows), 6797.5, 2)
+    assert window is not None
+    assert window.tolist() == [False, True, True, False]
+    window = ft.near_the_money(make_chain(rows), 6800.0, 3)
+    assert window is not None
+    assert window.tolist() == [False, True, True, True]
+
+
+def test_contracts_outside_the_window_are_not_counted_as_excluded() -> None:
+    rows = [*_wide_chain(), (True, 6200.0, math.nan, 10.0), (True, 6800.0, -999.0, 10.0)]
+    _, excluded = ft.net_gex(make_chain(rows), 6801.0, 100.0, strike_count=40)
+    assert excluded == 1

@@ -22,10 +22,7 @@ from gexbot.shell.loop import TradingLoop
 PRESET = load_variant("es")
 CALENDAR = TradingCalendar(PRESET.calendar, PRESET.strategy.flatten_minutes_before_close)
 SESSION = CALENDAR.session(date(2026, 10, 6))
-PARAMS = EngineParams(
-    variant="es", symbol="$SPX", strategy=PRESET.strategy,
-    model=read_model(PRESET.model_file()), multiplier=PRESET.chain.contract_multiplier,
-)
+PARAMS = EngineParams.from_preset(PRESET, read_model(PRESET.model_file()))
 
 
 def minute(n: int) -> datetime:
