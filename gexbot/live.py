@@ -22,7 +22,7 @@ from dotenv import load_dotenv
 from gexbot import __version__
 from gexbot.core.engine import EngineParams, initial_state
 from gexbot.core.session import EASTERN, TradingCalendar
-from gexbot.core.types import SessionTimes
+from gexbot.core.types import SessionTimes, State
 from gexbot.errors import EXIT_OK, AuthError, ConfigError, ModelError, exit_code_of
 from gexbot.market.feed import MarketFeed
 from gexbot.model_io import read_model
@@ -32,7 +32,7 @@ from gexbot.shell.clock import Clock, RealClock, SimClock
 from gexbot.shell.discord import DiscordNotifier
 from gexbot.shell.health import HealthServer, Metrics
 from gexbot.shell.logs import Redactor, setup_logging
-from gexbot.shell.loop import TradingLoop, live_sessions
+from gexbot.shell.loop import MINUTE, TradingLoop, live_sessions
 from gexbot.shell.notify import ConsoleSink, Summary
 from gexbot.shell.store import Store
 from gexbot.sources import Market, SourceOptions, open_market
@@ -196,6 +196,7 @@ def _run_daemon(
         state = store.restore() or initial_state(params)
         if state.last_minute is not None:
             log.info("resuming after %s with balance %.2f", state.last_minute, state.balance)
+        _warn_nothing_to_do(realtime, sessions, state)
         health = _start_health(args, metrics)
         clock = _clock(args, options, stop, sessions, state.last_minute, metrics)
         loop = TradingLoop(
@@ -226,6 +227,30 @@ def _run_daemon(
     for line in summary.lines():
         log.info("%s", line)
     return EXIT_OK
+
+
+def _warn_nothing_to_do(
+    realtime: bool, sessions: Sequence[SessionTimes], state: State
+) -> None:
+    """Say so when a simulated or replayed run has no minute left to decide."""
+    if realtime:
+        return
+    if not sessions:
+        log.warning("no trading session to run: the database keeps its tables, nothing is traded")
+        return
+    if state.last_minute is None:
+        return
+    done = [s for s in sessions if s.close - MINUTE <= state.last_minute]
+    if len(done) == len(sessions):
+        log.warning(
+            "the database already holds decisions up to %s, past the last session asked for"
+            " (%s): nothing to do; pass a fresh --db to run those sessions again",
+            f"{state.last_minute:%Y-%m-%d %H:%M}",
+            sessions[-1].date,
+        )
+    elif done:
+        log.info("%d of the %d sessions asked for were decided before; going on from the next",
+                 len(done), len(sessions))
 
 
 def _attach(market: Market, redactor: Redactor, notifier: DiscordNotifier, label: str) -> None:
@@ -303,6 +328,8 @@ def _clock(
 ) -> Clock:
     if _realtime(args, options):
         return RealClock(stop, on_wait=metrics.heartbeat)
+    if not sessions:
+        return SimClock(resume_after or datetime.now(EASTERN), stop, speed=args.speed)
     start = sessions[0].open if resume_after is None else max(resume_after, sessions[0].open)
     return SimClock(start, stop, speed=args.speed)
 

@@ -34,9 +34,10 @@ from dotenv import load_dotenv
 
 from gexbot import __version__
 from gexbot.core.engine import EngineParams, initial_state
+from gexbot.core.hmm import model_from_dict
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import SessionTimes
-from gexbot.errors import EXIT_OK, ConfigError, exit_code_of
+from gexbot.errors import EXIT_OK, ConfigError, ModelError, exit_code_of
 from gexbot.market.replay import ReplayTransport, minute_key
 from gexbot.model_io import read_model
 from gexbot.settings import Preset, load_variant
@@ -255,9 +256,15 @@ def run(args: argparse.Namespace) -> int:
     preset = load_variant(variant, args.preset)
     calendar = TradingCalendar(preset.calendar, preset.strategy.flatten_minutes_before_close)
     sessions = Market(transport=replay, replay=replay).replay_sessions(calendar)
+    if not sessions:
+        raise ConfigError("no trading session in the recordings given: nothing to compare")
     _warn_drift(replay, preset)
     with Store(args.db, variant, hold_open=False, logger=log) as live:
         decisions, trades = live.decisions_frame(variant), live.trades_frame(variant)
+    if decisions.empty:
+        raise ConfigError(
+            f"{args.db} holds no {variant} decisions to compare with; wrong --db or --variant?"
+        )
     tally = Tally()
     with tempfile.TemporaryDirectory(prefix="gexbot-reconcile-") as scratch:
         folder = args.keep if args.keep is not None else Path(scratch)
@@ -270,6 +277,11 @@ def run(args: argparse.Namespace) -> int:
                 print(found.describe())
                 return EXIT_DIFFERENT
     days = f"{sessions[0].date}" + (f"..{sessions[-1].date}" if len(sessions) > 1 else "")
+    if tally.decisions == 0:
+        raise ConfigError(
+            f"{args.db} holds no {variant} decision of the recorded days {days}: nothing was"
+            " compared; wrong --db?"
+        )
     print(f"identical: {len(sessions)} session(s) {days}, {tally.decisions} decisions and"
           f" {tally.trades} trades compared; {tally.not_asked} minute(s) never asked live and"
           f" skipped by the replay, {tally.uncommitted} recorded but never committed live")
@@ -319,6 +331,12 @@ def _model_file(args: argparse.Namespace, replay: ReplayTransport, preset: Prese
     if not isinstance(document, dict):
         log.info("%s: the recording names no model; replaying with %s", first.date,
                  preset.model_file())
+        return preset.model_file()
+    try:
+        model_from_dict(document, source=f"the model in the {first.date} recording's header")
+    except ModelError as problem:
+        # Other tools may write their own `model` key: the header allows more keys.
+        log.warning("%s; replaying with %s (or pass --model)", problem, preset.model_file())
         return preset.model_file()
     path = stem.with_name(stem.name + "-model.json")
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

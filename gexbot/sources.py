@@ -54,7 +54,10 @@ class Market:
     replay: ReplayTransport | None
 
     def replay_sessions(self, calendar: TradingCalendar) -> list[SessionTimes]:
-        """The recorded sessions, in order; days the exchange was closed are skipped."""
+        """The recorded sessions, in order; days the exchange was closed are skipped (warned).
+
+        Possibly none: a recorder left running over a holiday recorded nothing to trade.
+        """
         if self.replay is None:
             raise ConfigError("no recordings to replay")
         sessions = []
@@ -63,8 +66,6 @@ class Market:
                 sessions.append(calendar.session(day))
             else:
                 log.warning("%s: the exchange was closed that day; recording skipped", day)
-        if not sessions:
-            raise ConfigError("no trading session in the recordings given")
         return sessions
 
 

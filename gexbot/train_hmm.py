@@ -94,9 +94,10 @@ def run(args: argparse.Namespace) -> int:
     calendar = TradingCalendar(preset.calendar, preset.strategy.flatten_minutes_before_close)
     options = SourceOptions(source=args.source, seed=args.seed, replay=args.replay, record=None)
     market = open_market(options, preset, calendar)
-    sessions = _training_sessions(args, preset, calendar, market)
-    closes = gather_closes(market, options, preset, sessions)
-    sequences = session_returns(closes)
+    asked = _training_sessions(args, preset, calendar, market)
+    gathered = gather_closes(market, options, preset, asked)
+    sessions = [session for session, _ in gathered]
+    sequences = session_returns([closes for _, closes in gathered])
     observations = sum(len(s) for s in sequences)
     log.info(
         "training on %d sessions %s..%s (%d one-minute returns), %d restarts",
@@ -135,6 +136,8 @@ def _training_sessions(
         raise ConfigError("--sessions must be at least 1")
     if market.replay is not None:
         recorded = market.replay_sessions(calendar)
+        if not recorded:
+            raise ConfigError("no trading session in the recordings given: nothing to train on")
         return recorded if args.sessions is None else recorded[-count:]
     end = args.end
     if end is None:
@@ -147,10 +150,14 @@ def gather_closes(
     options: SourceOptions,
     preset: Preset,
     sessions: Sequence[SessionTimes],
-) -> list[FloatArray]:
-    """Each session's 1-minute closes, fetched and parsed like the daemon's history."""
+) -> list[tuple[SessionTimes, FloatArray]]:
+    """Each session's 1-minute closes, fetched and parsed like the daemon's history.
+
+    A session without usable history is left out with a warning; the pairs name the sessions
+    that are in, so the model's metadata describes what it was really trained on.
+    """
     transport = market.transport
-    closes: list[FloatArray] = []
+    closes: list[tuple[SessionTimes, FloatArray]] = []
     for session in tqdm(sessions, desc="history", unit="session", file=sys.stderr):
         # A recording answers by clock minute (the session's last); Schwab wants the wall clock.
         asked_at = datetime.now(EASTERN) if options.live else session.close - _ONE_MINUTE
@@ -165,7 +172,7 @@ def gather_closes(
         if len(day) < 2:
             log.warning("%s: no 1-minute history, left out", session.date)
             continue
-        closes.append(day)
+        closes.append((session, day))
     if not closes:
         raise ModelError("no session had 1-minute history to train on")
     return closes

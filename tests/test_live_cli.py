@@ -155,3 +155,17 @@ def test_a_database_of_another_program_is_refused(
     assert live.main([*SIM, "--db", str(db)]) == 2
     (line,) = [line for line in _lines(capsys) if " CRITICAL " in line]
     assert "table decisions has columns id, not the ones gexbot writes" in line
+
+
+def test_a_database_already_past_the_sessions_says_nothing_is_done(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "x.db"
+    assert live.main(["--variant", "es", "--source", "sim", "--start", "2026-10-06", "--days",
+                      "1", "--db", str(db)]) == 0
+    capsys.readouterr()
+    assert live.main([*SIM, "--db", str(db)]) == 0
+    said = "\n".join(_lines(capsys))
+    assert "the database already holds decisions up to 2026-10-06 15:59" in said
+    assert "pass a fresh --db" in said
+    assert _rows(db, "SELECT count(*) FROM decisions") == [(390,)]

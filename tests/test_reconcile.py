@@ -414,3 +414,36 @@ def test_bad_arguments_get_one_line_and_exit_2(
     assert run_reconcile(["--db", str(recorded.database), "--replay", str(recorded.folder),
                           "--variant", "nq"]) == 2
     assert "recordings are of variant 'es', not 'nq'" in capfd.readouterr().out
+
+
+def test_a_database_without_the_recorded_days_is_not_called_identical(
+    recorded: Recorded, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty.db"
+    with Store(empty, "es", hold_open=False):
+        pass
+    assert run_reconcile(["--db", str(empty), "--replay", str(recorded.folder)]) == 2
+    assert "holds no es decisions to compare with" in capfd.readouterr().out
+    assert run_reconcile(["--db", str(recorded.database), "--replay", str(recorded.folder),
+                          "--variant", "nq"]) == 2
+    assert "the recordings are of variant 'es', not 'nq'" in capfd.readouterr().out
+
+
+def test_a_foreign_model_key_in_the_header_falls_back_to_the_preset(
+    recorded: Recorded, tmp_path: Path, capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    folder = tmp_path / "recordings"
+    shutil.copytree(recorded.folder, folder)
+
+    def other_tool(line: dict[str, Any]) -> dict[str, Any]:
+        if line.get("format") == "gexbot-recording":
+            line["model"] = {"name": "hmm_es", "sha256": "abc"}
+        return line
+
+    for path in (folder / "es").iterdir():
+        rewrite(path, other_tool)
+    assert run_reconcile(["--db", str(recorded.database), "--replay", str(folder)]) == 0
+    said = capfd.readouterr().out
+    assert "identical: 2 session(s)" in said
+    assert "the model in the 2026-10-12 recording's header: format must be 'gexbot-hmm'" in said

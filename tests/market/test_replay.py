@@ -329,8 +329,13 @@ def test_a_closed_day_is_skipped_and_the_session_traded(
     assert replay_rows == live_rows
 
     holiday_only = folder / "es" / "2026-11-26.jsonl.gz"
-    assert run_live(["--replay", str(holiday_only), "--db", str(tmp_path / "h.db")]) == 2
-    assert "no trading session in the recordings given" in capsys.readouterr().out
+    assert run_live(["--replay", str(holiday_only), "--db", str(tmp_path / "h.db")]) == 0
+    said = capsys.readouterr().out
+    assert f"{holiday}: the exchange was closed that day; recording skipped" in said
+    assert "no trading session to run" in said
+    with duckdb.connect(str(tmp_path / "h.db"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM decisions").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM trades").fetchone() == (0,)
 
 
 # --- training on recordings -----------------------------------------------------------------
@@ -360,9 +365,13 @@ def test_train_hmm_on_recordings_matches_training_on_the_market(
     replayed, simulated = (read_model(tmp_path / name) for name in ("replayed.json", "sim.json"))
     assert replayed.metadata["source"] == "replay"
     assert replayed.metadata["n_observations"] == simulated.metadata["n_observations"]
+    assert (replayed.metadata["last_session"], replayed.metadata["sessions"]) == (
+        "2026-10-23", 6)  # the 26th was left out, and the metadata says so
     for name in ("means", "variances", "transmat", "start_prob"):
         assert np.array_equal(getattr(replayed, name), getattr(simulated, name)), name
 
     assert train_hmm.main([*common, "--replay", str(tmp_path / "rec"), "--sessions", "2",
                            "--out", str(tmp_path / "two.json")]) == 0
-    assert read_model(tmp_path / "two.json").metadata["first_session"] == "2026-10-23"
+    two = read_model(tmp_path / "two.json").metadata
+    assert (two["first_session"], two["last_session"], two["sessions"]) == (
+        "2026-10-23", "2026-10-23", 1)
