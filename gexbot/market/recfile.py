@@ -192,27 +192,50 @@ def decode(data: bytes) -> Decoded:
             continue
         member = _inflate(data, start)
         where = f"gzip member at offset {pos}"
-        _split_lines(member.output, decoded, where)
         if member.closed:
             trailer = data[member.end:member.end + 8]
             if len(trailer) < 8:
+                _split_lines(member.output, decoded, where)
                 decoded.problems.append(f"{where}: gzip trailer cut short; lines kept")
                 decoded.cut_at = member.end
                 decoded.closing = struct.pack("<II", zlib.crc32(member.output),
                                               len(member.output) & 0xFFFFFFFF)
                 break
             crc, length = struct.unpack("<II", trailer)
-            if crc != zlib.crc32(member.output) or length != len(member.output) & 0xFFFFFFFF:
-                decoded.problems.append(f"{where}: checksum does not match (damaged data)")
-            pos = member.end + 8
-            continue
-        if member.broken:
-            decoded.problems.append(f"{where}: data broken off (an interrupted writer?)")
-            following = _resync(data, member.end)
+            if crc == zlib.crc32(member.output) and length == len(member.output) & 0xFFFFFFFF:
+                _split_lines(member.output, decoded, where)
+                pos = member.end + 8
+                continue
+            # A member cut short by a kill at its very end, the next writer's member right
+            # behind it: its last bytes may have been borrowed from the next member's header.
+            following = _resync(data, start)
+            output = member.output
+            if following is not None and following < member.end:
+                output = _inflate(data[:following], start).output
+            _split_lines(output, decoded, where)
+            decoded.problems.append(f"{where}: checksum does not match (damaged data); lines kept")
             if following is None:
                 break
             pos = following
             continue
+        # Unfinished or broken: a writer that appended after a kill without closing it first
+        # leaves the next member inside what would otherwise decode as this one's data.
+        following = _resync(data, start)
+        if following is not None:
+            _split_lines(_inflate(data[:following], start).output, decoded, where)
+            decoded.problems.append(
+                f"{where}: broken off before the member at offset {following} (a writer killed"
+                " and another appending?); complete lines of both kept"
+            )
+            pos = following
+            continue
+        _split_lines(member.output, decoded, where)
+        if member.broken:
+            decoded.problems.append(
+                f"{where}: data broken off (an interrupted writer?); the rest of the file is"
+                " unreadable and left out"
+            )
+            break
         decoded.problems.append(f"{where}: its writer did not finish (killed?); lines kept")
         _mark_open(data, pos, start, member.output, decoded)
         break

@@ -19,7 +19,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +124,10 @@ class _Day:
     def __init__(self, day: date, paths: Sequence[Path]) -> None:
         self.day = day
         self.index: dict[_MinuteKey, list[_Entry]] = {}
+        midnight = datetime.combine(day, time(0), tzinfo=EASTERN)
+        self._first_minute = minute_key(midnight)
+        self._end_minute = minute_key(datetime.combine(day + timedelta(days=1), time(0),
+                                                       tzinfo=EASTERN))
         for path in paths:
             self._load(path)
 
@@ -137,7 +141,10 @@ class _Day:
         for said in decoded.problems:
             log.warning("%s: %s", path, said)
         bad = 0
+        elsewhere = 0
         for number, raw in enumerate(decoded.lines[1:], start=2):
+            if raw.startswith(b'{"format"') and recfile.is_header_line(raw):
+                continue  # a writer that appended after a restart began with a header again
             try:
                 key, params = _index_key(raw)
             except ValueError as problem:
@@ -145,9 +152,16 @@ class _Day:
                 if bad <= MAX_LINE_WARNINGS:
                     log.warning("%s: line %d left out: %s", path, number, problem)
                 continue
+            if not self._first_minute <= key[1] < self._end_minute:
+                elsewhere += 1
             self.index.setdefault(key, []).append(_Entry(params, raw, f"{path}: line {number}"))
         if bad > MAX_LINE_WARNINGS:
             log.warning("%s: %d unreadable lines left out in all", path, bad)
+        if elsewhere:
+            log.warning(
+                "%s: %d exchange(s) made on another day than the header's session %s; a replay"
+                " of %s never asks for them", path, elsewhere, self.day, self.day,
+            )
 
     def minutes(self) -> frozenset[int]:
         """The clock minutes (minute keys) holding at least one exchange."""

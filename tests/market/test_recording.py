@@ -194,6 +194,31 @@ def test_a_member_broken_off_mid_file_is_skipped_past(tmp_path: Path) -> None:
     assert any("broken off" in problem for problem in decoded.problems)
 
 
+def _plain_member(tag: str, count: int) -> tuple[bytes, list[bytes]]:
+    """A member as the standard gzip module writes it: no sync points inside."""
+    lines = [json.dumps({"tag": tag, "n": n, "pad": "x" * 40}).encode() for n in range(count)]
+    return gzip.compress(b"\n".join(lines) + b"\n"), lines
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.02, 0.5, 0.97, -9, -8, -3])
+def test_another_tools_member_cut_anywhere_then_appended_to_loses_only_the_cut(
+    keep: float
+) -> None:
+    first, first_lines = _plain_member("first", 2000)
+    second, second_lines = _plain_member("second", 300)
+    cut = len(first) + int(keep) if keep < 0 else 10 + int((len(first) - 10) * keep)
+    decoded = recfile.decode(first[:cut] + second)
+    kept_first = [line for line in decoded.lines if b'"first"' in line]
+    # Only real lines come back, a prefix of the first member's, never bytes decoded from the
+    # member behind the cut; all of the second member's lines are there.
+    assert kept_first == first_lines[: len(kept_first)]
+    assert [line for line in decoded.lines if b'"second"' in line] == second_lines
+    assert len(decoded.lines) == len(kept_first) + len(second_lines)
+    if keep < 0:
+        assert kept_first == first_lines
+    assert decoded.problems
+
+
 def test_an_empty_file_left_by_a_kill_gets_its_header(tmp_path: Path) -> None:
     path = tmp_path / "es" / "2026-11-20.jsonl.gz"
     path.parent.mkdir()

@@ -234,6 +234,31 @@ def test_bad_lines_are_left_out_with_a_warning(tmp_path: Path,
     assert "8 unreadable lines left out in all" in caplog.text
 
 
+def test_a_header_again_after_a_restart_is_no_bad_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = write(tmp_path / "2026-11-20.jsonl.gz", header(),
+                 line(et(10, 31), "quotes", SPX_SPY, "before"), header(),
+                 line(et(10, 32), "quotes", SPX_SPY, "after"))
+    with caplog.at_level(logging.WARNING, logger="gexbot.replay"):
+        replay = ReplayTransport([path])
+        assert replay.get("quotes", SPX_SPY, et(10, 32)).body == "after"
+    assert caplog.text == ""
+
+
+def test_exchanges_of_another_day_than_the_header_are_pointed_out(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    next_day = DAY + timedelta(days=1)
+    path = write(tmp_path / "2026-11-20.jsonl.gz", header(),
+                 line(et(10, 31), "quotes", SPX_SPY, "today"),
+                 line(et(10, 31, day=next_day), "quotes", SPX_SPY, "tomorrow"))
+    with caplog.at_level(logging.WARNING, logger="gexbot.replay"):
+        assert ReplayTransport([path]).get("quotes", SPX_SPY, et(10, 31)).body == "today"
+    assert (f"1 exchange(s) made on another day than the header's session {DAY}"
+            in caplog.text)
+
+
 def test_lines_in_another_key_order_are_read(tmp_path: Path) -> None:
     reordered = {"error": None, "body": {"x": 1}, "status": 200,
                  "params": {"symbol": "$SPX"}, "endpoint": "chains",
