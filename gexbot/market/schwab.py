@@ -5,8 +5,10 @@ a failure is an Exchange too (the parser turns it into a skipped minute), except
 refresh token, which raises `AuthError` and stops the daemon. Inside one call, and so inside the
 minute, the reactions are:
 
-- 401: one token refresh and one retry; a freshly refreshed token refused in several
-  consecutive minutes means the app cannot read market data at all (`AuthError`).
+- 401: one token refresh and one retry; a freshly refreshed token refused too skips the minute
+  (Schwab's backend sometimes refuses tokens for a while; an app without the Market Data product
+  is refused for good, which the warning names), and never stops the daemon: only a refused
+  refresh token does.
 - 429: with a `Retry-After` that fits in the minute, wait it and retry once; otherwise no
   request goes to Schwab until the pause is over (the end of the minute without the header).
 - 5xx, timeouts, connection errors: bounded retries with a doubling pause, all within
@@ -35,7 +37,6 @@ from typing import Any
 import requests
 
 from gexbot.core.session import EASTERN
-from gexbot.errors import AuthError
 from gexbot.market.oauth import AccessTokens, Alert, TokenEndpoint, TokenUnavailable
 from gexbot.market.schwab_config import CONNECT_TIMEOUT_S, DEFAULT_BASE_URL, SchwabConfig
 from gexbot.market.tokens import TokenFile
@@ -56,7 +57,8 @@ RATE_LIMIT = 120
 """Schwab's request limit per rolling minute (widely reported; not published)."""
 RATE_WARN = 96
 MAX_RETRY_AFTER_S = 900.0
-FRESH_REFUSALS_TO_STOP = 3
+FRESH_REFUSAL_HINT_EVERY = timedelta(minutes=30)
+"""How often the warning about fresh tokens refused is repeated while it goes on."""
 RATE_REPORT_EVERY = timedelta(hours=1)
 log = logging.getLogger("gexbot.schwab")
 
@@ -167,7 +169,7 @@ class SchwabTransport:
         self._secrets: set[str] = {config.app_key, config.app_secret}
         self._window = RequestWindow()
         self._hold_until: datetime | None = None
-        self._fresh_refusals: set[datetime] = set()
+        self._hinted_at: datetime | None = None
         self._near_limit = False
         self._peak = 0
         self._peak_since: datetime | None = None
@@ -240,8 +242,6 @@ class SchwabTransport:
                 continue
             if answer.status == 401:
                 self._fresh_refused(endpoint, now())
-            elif answer.status == 200:
-                self._fresh_refusals.clear()
             if answer.status == 429:
                 pause = answer.retry_after_s
                 if pause is not None and not waited_429 and self._fits(started, pause):
@@ -306,14 +306,17 @@ class SchwabTransport:
         )
 
     def _fresh_refused(self, endpoint: str, now: datetime) -> None:
-        """A token refreshed for this very retry was refused: permanent after a few minutes."""
-        self._fresh_refusals.add(now.replace(second=0, microsecond=0))
-        if len(self._fresh_refusals) >= FRESH_REFUSALS_TO_STOP:
-            raise AuthError(
-                f"Schwab refused market data ({endpoint}: HTTP 401) with a freshly refreshed"
-                f" access token in {FRESH_REFUSALS_TO_STOP} consecutive minutes: check that the"
-                " app has the Market Data Production product and is Ready For Use"
-            )
+        """A token refreshed for this very retry was refused too: say what may be wrong."""
+        with self._lock:
+            if self._hinted_at is not None and now - self._hinted_at < FRESH_REFUSAL_HINT_EVERY:
+                return
+            self._hinted_at = now
+        log.warning(
+            "%s: HTTP 401 with a freshly refreshed access token; the minute is skipped. If it"
+            " goes on, check that the app has the Market Data Production product and is Ready"
+            " For Use",
+            endpoint,
+        )
 
     def _send(
         self, endpoint: Endpoint, url: str, params: dict[str, str], token: str, now: datetime
