@@ -94,7 +94,6 @@ def run_mode(fake: FakeSchwab, concurrent: bool, minutes: int) -> list[float]:
     try:
         loop.run([session])
     finally:
-        feed.close()
         transport.close()
     return observed.seconds
 

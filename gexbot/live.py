@@ -219,7 +219,6 @@ def _run_daemon(
                 gate.record_refusal(str(problem), datetime.now(EASTERN))
             raise
         finally:
-            feed.close()
             console.close()
             if health is not None:
                 health.stop()

@@ -7,8 +7,8 @@ the live run asked for.
 
 from __future__ import annotations
 
+import queue
 import threading
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from datetime import date, datetime
 
 from gexbot.core.session import TradingCalendar
@@ -79,7 +79,7 @@ class MarketFeed:
         self._stop = stop
         self._preset = preset
         self._calendar = calendar
-        self._pool = ThreadPoolExecutor(max_workers=3) if concurrent else None
+        self._concurrent = concurrent
         self._last_expiration: tuple[date, date] | None = None
 
     def requests(
@@ -97,17 +97,49 @@ class MarketFeed:
     ) -> list[Exchange]:
         """Make the minute's requests (together when concurrent) and return the answers."""
         requests = self.requests(session, minute)
-        if self._pool is None:
+        if not self._concurrent:
             return [self.transport.get(ep, params, clock_time) for ep, params in requests]
-        futures = [
-            self._pool.submit(self.transport.get, ep, params, clock_time) for ep, params in requests
-        ]
-        while True:
-            _, waiting = wait(futures, timeout=STOP_POLL_S, return_when=FIRST_EXCEPTION)
-            if not waiting or any(f.done() and f.exception() for f in futures):
-                return [future.result() for future in futures]
-            if self._stop is not None and self._stop.is_set():
-                raise MinuteAbandoned(f"stop requested while {minute:%H:%M} was being fetched")
+        return self._together(requests, minute, clock_time)
+
+    def _together(
+        self,
+        requests: list[tuple[Endpoint, dict[str, str]]],
+        minute: datetime,
+        clock_time: datetime,
+    ) -> list[Exchange]:
+        """The requests at once, each on a daemon thread of its own.
+
+        Daemon threads, not a pool: a request stuck in a read timeout or a Retry-After wait must
+        not hold the process at exit (a pool's threads are joined), so that SIGTERM ends the
+        daemon within seconds whatever Schwab is doing. A failure that stops the daemon
+        (`AuthError`) is raised as soon as it happens, without waiting for the others.
+        """
+        answers: queue.Queue[tuple[int, Exchange | None, BaseException | None]] = queue.Queue()
+
+        def ask(index: int, endpoint: Endpoint, params: dict[str, str]) -> None:
+            try:
+                answers.put((index, self.transport.get(endpoint, params, clock_time), None))
+            except BaseException as problem:  # handed to the loop's thread, raised there
+                answers.put((index, None, problem))
+
+        for index, (endpoint, params) in enumerate(requests):
+            threading.Thread(
+                target=ask, args=(index, endpoint, params), name=f"gexbot-{endpoint}", daemon=True
+            ).start()
+        results: dict[int, Exchange] = {}
+        while len(results) < len(requests):
+            try:
+                index, exchange, problem = answers.get(timeout=STOP_POLL_S)
+            except queue.Empty:
+                if self._stop is not None and self._stop.is_set():
+                    raise MinuteAbandoned(
+                        f"stop requested while {minute:%H:%M} was being fetched"
+                    ) from None
+                continue
+            if exchange is None:
+                raise problem if problem is not None else RuntimeError("a request vanished")
+            results[index] = exchange
+        return [results[index] for index in range(len(requests))]
 
     def snapshot(self, session: SessionTimes, minute: datetime, clock_time: datetime) -> Snapshot:
         """The parsed minute; raises `DataError` (skip the minute) when anything is unusable."""
@@ -121,11 +153,6 @@ class MarketFeed:
             symbol=self._preset.symbol,
             proxy=self._preset.proxy,
         )
-
-    def close(self) -> None:
-        """Stop the request threads."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _expiration_end(self, session: SessionTimes) -> date:
         cached = self._last_expiration

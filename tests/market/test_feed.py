@@ -59,7 +59,6 @@ def test_a_stop_abandons_a_minute_whose_answers_hang() -> None:
         assert time.monotonic() - started < 2.0
     finally:
         transport.release.set()
-        feed.close()
 
 
 def test_a_failure_that_stops_the_daemon_is_not_held_up_by_a_hanging_request() -> None:
@@ -72,4 +71,3 @@ def test_a_failure_that_stops_the_daemon_is_not_held_up_by_a_hanging_request() -
         assert time.monotonic() - started < 2.0
     finally:
         transport.release.set()
-        feed.close()
