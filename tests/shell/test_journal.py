@@ -145,36 +145,37 @@ def test_journal_lines_keep_every_value_of_the_rows(tmp_path: Path) -> None:
 
 def test_batches_wait_in_memory_and_go_out_together(tmp_path: Path) -> None:
     db = tmp_path / "quant.db"
-    with Store(db, "es", hold_open=True, batch_minutes=3) as store:
-        assert not wait_minute(store, 0)
-        assert not wait_minute(store, 1, closed(1))
-        assert store.pending_minutes == (minute(0), minute(1))
-        assert store.last_committed() is None
-        assert wait_minute(store, 2)
-        assert store.pending_minutes == ()
-        assert store.last_committed() == minute(2)
-        assert not wait_minute(store, 3)
+    durable = []
+    with Store(db, "es", hold_open=True, batch_minutes=4) as store:
+        for n in range(12):
+            durable.append(wait_minute(store, n, *([closed(n)] if n == 5 else [])))
+            if n == 4:
+                assert store.pending_minutes == (minute(3), minute(4))
+                assert store.last_committed() == minute(2)
+        # Batches of 1, 2, 4, then 4 again: a fresh start writes its first minute at once.
+        assert durable == [True, False, True, False, False, False, True,
+                           False, False, False, True, False]
         assert store.flush()
-        assert store.last_committed() == minute(3)
-        assert not wait_minute(store, 4)
+        assert store.last_committed() == minute(11)
+        assert not wait_minute(store, 12)
     assert query(db, 'SELECT "at" FROM decisions ORDER BY "at"') == [
-        (minute(n),) for n in range(5)
+        (minute(n),) for n in range(13)
     ]
     assert query(db, "SELECT count(*) FROM trades") == [(1,)]
-    assert query(db, 'SELECT "at" FROM state') == [(minute(4),)]
+    assert query(db, 'SELECT "at" FROM state') == [(minute(12),)]
 
 
 def test_a_batch_lost_to_a_kill_leaves_the_last_written_state(tmp_path: Path) -> None:
     db = tmp_path / "quant.db"
-    store = Store(db, "es", hold_open=True, batch_minutes=2).open()
-    for n in range(3):
+    store = Store(db, "es", hold_open=True, batch_minutes=8).open()
+    for n in range(5):
         store.commit(minute(n), [decided(n)], state(n))
-    store._disconnect()  # what a kill leaves: the third minute never reached the file
+    store._disconnect()  # what a kill leaves: minutes 3 and 4 never reached the file
     store._lock.release()
     with Store(db, "es", hold_open=True) as reopened:
         restored = reopened.restore()
         assert restored is not None
-        assert restored.last_minute == minute(1)
+        assert restored.last_minute == minute(2)
 
 
 def test_batch_size_must_be_positive(tmp_path: Path) -> None:
