@@ -190,7 +190,12 @@ def _run_daemon(
     )
     health: HealthServer | None = None
     with Store(
-        db, preset.variant, hold_open=fast, logger=log, batch_minutes=FAST_BATCH if fast else 1
+        db,
+        preset.variant,
+        hold_open=fast,
+        logger=log,
+        batch_minutes=FAST_BATCH if fast else 1,
+        redact=redactor.redact,
     ) as store:
         gate = _auth_gate(options, store, notifier, label)
         state = store.restore() or initial_state(params)

@@ -44,6 +44,7 @@ from gexbot.shell.schema import (
     UPSERT_META,
     UPSERT_STATE,
     Columns,
+    Row,
     decision_row,
     ensure_schema,
     names,
@@ -55,6 +56,11 @@ from gexbot.shell.schema import (
 from gexbot.shell.state_codec import StateFormatError, state_from_json, state_to_json
 
 RETRY_DELAY_S = 0.2
+REASON_COLUMN = [name for name, _ in DECISION_COLUMNS].index("reason")
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 class _Held(Exception):
@@ -74,6 +80,8 @@ class Store:
         keeps minutes in memory until the current batch is full (or `flush`), for simulated and
         replayed runs, where a minute lost to a crash is decided again identically. The batch
         is 1 minute after `open` and doubles with each write up to this.
+    redact : masks secrets in the free text written (a skip's reason, meta values), as the log
+        redactor does: Schwab's error texts may quote a token.
     """
 
     def __init__(
@@ -86,6 +94,7 @@ class Store:
         open_retries: int = 3,
         retry_wait: Callable[[float], None] = time.sleep,
         batch_minutes: int = 1,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         if batch_minutes < 1:
             raise ValueError(f"batch_minutes must be at least 1, got {batch_minutes}")
@@ -97,6 +106,7 @@ class Store:
         self._retry_wait = retry_wait
         self.batch_minutes = batch_minutes
         self._batch = 1
+        self._redact = redact if redact is not None else _unchanged
         self._lock = InstanceLock(self.path)
         self._journal = Journal(self.path, self._log)
         self._journaled = 0
@@ -199,7 +209,7 @@ class Store:
         decisions, trades = [], []
         for event in events:
             if isinstance(event, Decided):
-                decisions.append(decision_row(event))
+                decisions.append(self._cleaned(decision_row(event)))
             elif isinstance(event, Closed):
                 trades.append(trade_row(event.trade))
         strangers = {row[0] for row in decisions} | {row[11] for row in trades}
@@ -212,6 +222,13 @@ class Store:
         self._flush()
         self._batch = min(2 * self._batch, self.batch_minutes)
         return True
+
+    def _cleaned(self, row: Row) -> Row:
+        """The row with its free text (a skip's reason may quote an error body) redacted."""
+        reason = row[REASON_COLUMN]
+        if reason is None:
+            return row
+        return (*row[:REASON_COLUMN], self._redact(reason), *row[REASON_COLUMN + 1 :])
 
     def flush(self) -> bool:
         """Write every pending minute and meta value now.
@@ -266,6 +283,7 @@ class Store:
     def set_meta(self, key: str, value: str) -> bool:
         """Remember `value` under `key` now, in its own transaction (pending if a reader holds)."""
         self._require_open()
+        value = self._redact(value)
         self._meta[key] = value
         self._pending_meta[key] = value
         return self._flush()

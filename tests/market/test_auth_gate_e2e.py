@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_schwab import Fault
-from test_schwab_e2e import REFRESH, _fake, at, daemon
+from fake_schwab import Fault, schwab_error
+from test_schwab_e2e import KEY, REFRESH, SECRET, _fake, at, daemon
 
 from gexbot.market.tokens import TokenFile, Tokens
 
@@ -99,3 +99,19 @@ def test_a_refused_token_is_remembered_across_restarts_until_it_changes(
         for secret in (REFRESH, "e2e-hook"):
             assert secret not in run.output
             assert secret.encode() not in run.db_bytes
+
+
+def test_an_error_text_quoting_secrets_reaches_no_row(daemon: Any) -> None:
+    quoting = schwab_error(400, "Bad Request", f"bad token {REFRESH} for client {KEY}")
+    faults = [Fault("quotes", at("09:35"), "status", 400, body=quoting),
+              Fault("token", at("09:36"), "status", 400, times=-1,
+                    body={"error": "invalid_client", "error_description": f"{REFRESH} {KEY}"}),
+              Fault("quotes", at("09:36"), "revoke")]  # fmt: skip
+    with _fake(faults) as fake:
+        run = daemon("quoting", "schwab", fake)
+    assert run.code == 3
+    reasons = [row["reason"] for row in run.decisions if row["action"] == "SKIP"]
+    assert reasons == ["http_400: quotes: HTTP 400 (Bad Request: bad token *** for client ***)"]
+    for secret in (REFRESH, KEY, SECRET):
+        assert secret not in run.output
+        assert secret.encode() not in run.db_bytes

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from test_store import READER, closed, decided, minute, query, state, wait_minute
 
+from gexbot.core.types import Action
 from gexbot.shell.journal import Journal, PendingMinute, journal_path
 from gexbot.shell.schema import decision_row, trade_row
 from gexbot.shell.store import Store
@@ -181,3 +182,18 @@ def test_a_batch_lost_to_a_kill_leaves_the_last_written_state(tmp_path: Path) ->
 def test_batch_size_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="batch_minutes must be at least 1"):
         Store(tmp_path / "x.db", "es", hold_open=True, batch_minutes=0)
+
+
+def test_free_text_is_redacted_before_it_is_written(tmp_path: Path) -> None:
+    db = tmp_path / "quant.db"
+
+    def redact(text: str) -> str:
+        return text.replace("tok-123", "***")
+
+    with Store(db, "es", hold_open=False, redact=redact) as store:
+        store.commit(minute(0), [decided(0, action=Action.SKIP, features=None, blocked_by=(),
+                                         reason="http_400: quotes: bad token tok-123")], state(0))
+        store.set_meta("auth_refused", '{"message": "refused tok-123"}')
+    assert query(db, "SELECT reason FROM decisions") == [("http_400: quotes: bad token ***",)]
+    assert query(db, "SELECT value FROM meta") == [('{"message": "refused ***"}',)]
+    assert b"tok-123" not in db.read_bytes()
