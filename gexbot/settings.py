@@ -118,6 +118,19 @@ class StrategySettings(_Section):
         return self
 
 
+class DataSettings(_Section):
+    """When market data that parses is still too implausible to trade on (skip the minute)."""
+
+    min_usable_per_side: float = Field(ge=0.0, le=1.0)
+    """Share of the calls, and of the puts, that must have a usable gamma and open interest:
+    with one side mostly sentinels, the sum of the other side alone would flip the GEX sign."""
+    max_move_from_previous_close: float = Field(gt=0.0, le=10.0)
+    """An index price further than this from the previous close (0.25 = 25%, beyond what the
+    market-wide circuit breakers allow in a day) is a broken quote."""
+    bars_expected_after_minutes: int = Field(ge=1, le=390)
+    """From this many minutes after the open, today's 1-minute history must hold bars."""
+
+
 class SimSettings(_Section):
     """Parameters of the simulated market for this variant (not of the strategy)."""
 
@@ -138,6 +151,7 @@ class Preset(_Section):
     calendar: str = Field(min_length=1)
     model_path: str = Field(min_length=1)
     chain: ChainSettings
+    data: DataSettings
     strategy: StrategySettings
     sim: SimSettings
 

@@ -53,6 +53,9 @@ def test_shipped_presets_hold_the_designs_numbers() -> None:
         assert (s.gap.threshold, s.gap.suspend_until_prices) == (0.005, 15)
         assert s.flatten_minutes_before_close == 15
         assert s.starting_balance == 100_000
+        assert preset.data.min_usable_per_side == 0.5
+        assert preset.data.max_move_from_previous_close == 0.25
+        assert preset.data.bars_expected_after_minutes == 2
 
 
 def test_the_two_presets_differ_only_where_the_variant_does() -> None:

@@ -152,6 +152,7 @@ class MarketFeed:
             session=session,
             symbol=self._preset.symbol,
             proxy=self._preset.proxy,
+            limits=self._preset.data,
         )
 
     def _expiration_end(self, session: SessionTimes) -> date:

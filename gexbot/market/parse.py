@@ -21,6 +21,7 @@ import numpy as np
 from gexbot.core.types import BoolArray, Chain, FloatArray, SessionTimes, Snapshot, frozen_array
 from gexbot.errors import DataError, TransientError
 from gexbot.market.transport import Exchange
+from gexbot.settings import DataSettings
 
 SENTINEL = -999.0
 """Schwab's marker for an unavailable greek (also seen as the integer -999)."""
@@ -178,7 +179,10 @@ def parse_quotes(exchange: Exchange, symbol: str, proxy: str) -> tuple[float, fl
 
 
 def parse_history(
-    exchange: Exchange, at: datetime, session_open: datetime
+    exchange: Exchange,
+    at: datetime,
+    session_open: datetime,
+    bars_expected_after: timedelta | None = None,
 ) -> tuple[FloatArray, float | None]:
     """Read today's completed 1-minute closes and the previous close from a pricehistory answer.
 
@@ -188,6 +192,8 @@ def parse_history(
 
     Returns (closes, previous_close): closes as a read-only float array, oldest first (empty
     early in the session, which is not an error); previous_close None when absent or invalid.
+    From `bars_expected_after` past the open, no bar at all (`empty: true` mid-session) is bad
+    data: features would silently go unknown.
     """
     body = _object(exchange, "history_shape")
     candles = body.get("candles", [] if body.get("empty") is True else None)
@@ -218,6 +224,13 @@ def parse_history(
                 kind="history_close",
             )
         values.append(close)
+    if not values and bars_expected_after is not None and at >= session_open + bars_expected_after:
+        asked = at.astimezone(session_open.tzinfo)
+        raise DataError(
+            f"pricehistory: no 1-minute bar of today before {asked:%H:%M}"
+            f" ({len(candles)} candles in the answer)",
+            kind="history_empty",
+        )
     array = cast(FloatArray, frozen_array(values))
     return array, _positive(body.get("previousClose"))
 
@@ -255,7 +268,7 @@ def _side(body: dict[str, Any], key: str, strikes: list[float], values: list[obj
     return count
 
 
-def parse_chain(exchange: Exchange) -> Chain:
+def parse_chain(exchange: Exchange, min_usable_per_side: float = 0.0) -> Chain:
     """Flatten a chains answer into parallel per-contract arrays.
 
     Order: every call (expirations, then strikes, then contracts, as in the answer), then every
@@ -265,6 +278,9 @@ def parse_chain(exchange: Exchange) -> Chain:
     finite open interest >= 0 is bad data (`DataError`), never a zero exposure. So is a chain
     in which no contract at all shows open interest: a near-the-money index chain always has
     some, so the field is broken, and a zero exposure read from it would flip the GEX regime.
+    So, last, is a chain in which fewer than `min_usable_per_side` of the calls, or of the puts,
+    are usable, or, with that share above 0, a side is missing: the other side's sum alone
+    would set the GEX sign.
     """
     body = _object(exchange, "chain_shape")
     status = body.get("status")
@@ -288,6 +304,16 @@ def parse_chain(exchange: Exchange) -> Chain:
             f"chains: none of {calls + puts} contracts shows any open interest",
             "chain_no_interest",
         )
+    usable = (gamma >= 0) & (open_interest >= 0)
+    for name, side in (("calls", usable[:calls]), ("puts", usable[calls:])):
+        good = int(np.count_nonzero(side))
+        missing = side.shape[0] == 0 and min_usable_per_side > 0
+        if missing or good < min_usable_per_side * side.shape[0]:
+            raise DataError(
+                f"chains: {good} of {side.shape[0]} {name} have a usable gamma and open"
+                f" interest (at least {min_usable_per_side:.0%} needed)",
+                "chain_one_sided",
+            )
     return Chain(
         is_call=cast(BoolArray, frozen_array(np.repeat([True, False], [calls, puts]), np.bool_)),
         strike=cast(FloatArray, frozen_array(strikes)),
@@ -305,16 +331,35 @@ def parse_snapshot(
     session: SessionTimes,
     symbol: str,
     proxy: str,
+    limits: DataSettings,
 ) -> Snapshot:
-    """Build the minute's `Snapshot` from its three exchanges; `DataError` when any is unusable."""
+    """Build the minute's `Snapshot` from its three exchanges; `DataError` when any is unusable.
+
+    Beyond each answer's own checks, the index price must lie within the preset's distance of
+    the previous close (or, without one, of today's last bar): a quote off by a factor of ten
+    parses, and would close a position at a fantasy price.
+    """
     spot, ofi_sample = parse_quotes(quotes, symbol, proxy)
-    closes, previous_close = parse_history(history, at, session.open)
+    closes, previous_close = parse_history(
+        history, at, session.open, timedelta(minutes=limits.bars_expected_after_minutes)
+    )
+    reference = previous_close if previous_close is not None else (
+        float(closes[-1]) if closes.shape[0] else None
+    )
+    if reference is not None:
+        move = abs(spot / reference - 1.0)
+        if move > limits.max_move_from_previous_close:
+            raise DataError(
+                f"quotes: {symbol} lastPrice {spot:g} is {move:.0%} from {reference:g}"
+                f" (more than {limits.max_move_from_previous_close:.0%}): a broken quote",
+                kind="quote_price",
+            )
     return Snapshot(
         at=at,
         session=session,
         spot=spot,
         ofi_sample=ofi_sample,
-        chain=parse_chain(chain),
+        chain=parse_chain(chain, limits.min_usable_per_side),
         closes=closes,
         previous_close=previous_close,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ from gexbot.market.parse import (
     parse_snapshot,
 )
 from gexbot.market.transport import Endpoint, Exchange
+from gexbot.settings import load_variant
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "schwab"
 EASTERN = ZoneInfo("America/New_York")
@@ -36,6 +37,8 @@ SESSION = SessionTimes(
     early_close=False,
 )
 NAN = math.nan
+
+LIMITS = load_variant("es").data
 
 
 def load(name: str) -> Any:
@@ -353,12 +356,30 @@ def test_gamma_values(raw: Any, expected: float) -> None:
     np.testing.assert_array_equal(gamma, [expected, *SPX_GAMMA[1:]])
 
 
-def test_a_chain_with_only_calls_is_fine() -> None:
+def test_a_chain_with_only_calls_is_read_but_one_sided_for_the_preset() -> None:
     body = load("chains_spx")
     del body["putExpDateMap"]
     chain = parse_chain(answer("chains", body))
     np.testing.assert_array_equal(chain.is_call, [True] * 6)
     np.testing.assert_array_equal(chain.open_interest, SPX_OI[:6])
+    with pytest.raises(DataError, match="0 of 0 puts have a usable gamma") as info:
+        parse_chain(answer("chains", body), min_usable_per_side=0.5)
+    assert info.value.kind == "chain_one_sided"
+
+
+@pytest.mark.parametrize(("bad_calls", "skipped"), [(3, False), (4, True), (6, True)])
+def test_a_side_mostly_without_greeks_is_bad_data(bad_calls: int, skipped: bool) -> None:
+    body = load("chains_spx")
+    calls = [c for strikes in body["callExpDateMap"].values() for cs in strikes.values()
+             for c in cs]
+    for contract in calls[:bad_calls]:
+        contract["gamma"] = -999.0
+    if not skipped:
+        chain = parse_chain(answer("chains", body), min_usable_per_side=0.5)
+        assert int(np.isnan(chain.gamma).sum()) == bad_calls
+        return
+    with pytest.raises(DataError, match=f"{6 - bad_calls} of 6 calls have a usable gamma"):
+        parse_chain(answer("chains", body), min_usable_per_side=0.5)
 
 
 def test_two_contracts_under_one_strike_are_both_kept() -> None:
@@ -448,6 +469,7 @@ def test_snapshot_from_the_three_fixtures() -> None:
         session=SESSION,
         symbol="$SPX",
         proxy="SPY",
+        limits=LIMITS,
     )
     assert (snapshot.at, snapshot.session, snapshot.spot) == (AT, SESSION, 6812.37)
     assert snapshot.ofi_sample == 0.8
@@ -480,6 +502,50 @@ def test_snapshot_raises_for_any_bad_part(
     with pytest.raises(DataError) as info:
         parse_snapshot(
             parts["quotes"], parts["history"], parts["chain"],
-            at=AT, session=SESSION, symbol="$SPX", proxy="SPY",
+            at=AT, session=SESSION, symbol="$SPX", proxy="SPY", limits=LIMITS,
         )  # fmt: skip
     assert (type(info.value), info.value.kind) == (cls, kind)
+
+
+def _snapshot(quotes: object, history: object, at: datetime = AT) -> object:
+    return parse_snapshot(
+        answer("quotes", quotes), answer("pricehistory", history),
+        answer("chains", load("chains_spx")),
+        at=at, session=SESSION, symbol="$SPX", proxy="SPY", limits=LIMITS,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("price", "broken"), [(6790.15 * 1.24, False), (6790.15 * 1.26, True),
+                                               (68_000.0, True), (6790.15 * 0.74, True)])
+def test_an_index_price_far_from_the_previous_close_is_a_broken_quote(
+    price: float, broken: bool
+) -> None:
+    quotes = load("quotes_spx_spy")
+    quotes["$SPX"]["quote"]["lastPrice"] = price
+    if not broken:
+        assert _snapshot(quotes, load("pricehistory_spx")).spot == price  # type: ignore[attr-defined]
+        return
+    with pytest.raises(DataError, match=r"from 6790\.15 \(more than 25%\): a broken quote") as info:
+        _snapshot(quotes, load("pricehistory_spx"))
+    assert info.value.kind == "quote_price"
+
+
+def test_without_a_previous_close_todays_last_bar_is_the_reference() -> None:
+    quotes = load("quotes_spx_spy")
+    quotes["$SPX"]["quote"]["lastPrice"] = 68_000.0
+    history = load("pricehistory_spx")
+    del history["previousClose"]
+    with pytest.raises(DataError, match=r"from 6812\.37"):
+        _snapshot(quotes, history)
+
+
+@pytest.mark.parametrize(("minutes", "skipped"), [(1, False), (2, True), (180, True)])
+def test_no_bar_at_all_after_the_first_minutes_is_bad_data(minutes: int, skipped: bool) -> None:
+    at = OPEN + timedelta(minutes=minutes)
+    empty = {"symbol": "$SPX", "empty": True, "candles": [], "previousClose": 6790.15}
+    if not skipped:
+        assert len(_snapshot(load("quotes_spx_spy"), empty, at).closes) == 0  # type: ignore[attr-defined]
+        return
+    with pytest.raises(DataError, match="pricehistory: no 1-minute bar of today before") as info:
+        _snapshot(load("quotes_spx_spy"), empty, at)
+    assert info.value.kind == "history_empty"

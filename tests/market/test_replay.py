@@ -288,8 +288,10 @@ def test_the_sim_market_replays_bit_for_bit(tmp_path: Path, preset: Preset,
         for before, after in zip(exchanges, again, strict=True):
             assert (after.status, after.error) == (before.status, before.error)
             assert json.dumps(after.body) == json.dumps(before.body)
-        first = parse_snapshot(*exchanges, at=minute, session=session, symbol="$SPX", proxy="SPY")
-        second = parse_snapshot(*again, at=minute, session=session, symbol="$SPX", proxy="SPY")
+        first = parse_snapshot(*exchanges, at=minute, session=session, symbol="$SPX", proxy="SPY",
+                               limits=preset.data)
+        second = parse_snapshot(*again, at=minute, session=session, symbol="$SPX", proxy="SPY",
+                               limits=preset.data)
         assert (first.spot, first.ofi_sample, first.previous_close) == (
             second.spot, second.ofi_sample, second.previous_close)
         assert np.array_equal(first.closes, second.closes)

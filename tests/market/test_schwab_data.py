@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +20,8 @@ from schwab_helpers import AT, FIXTURES, URLS, add_refresh, load, make_transport
 from gexbot.core.session import TradingCalendar
 from gexbot.errors import DataError, TransientError
 from gexbot.market.feed import MarketFeed
+from gexbot.market.parse import parse_chain
+from gexbot.market.transport import Exchange
 from gexbot.settings import load_variant
 
 PRESET = load_variant("es")
@@ -33,14 +35,13 @@ def feed() -> Iterator[MarketFeed]:
     transport, _ = make_transport()
     market = MarketFeed(transport, PRESET, CALENDAR, concurrent=True)
     yield market
-    market.close()
     transport.close()
 
 
-def _answer(feed: MarketFeed, bad: dict[str, Any]) -> None:
+def _answer(feed: MarketFeed, bad: dict[str, Any], minute: datetime = AT) -> None:
     """Register the minute's three answers: `bad[endpoint]` (fixture name or (status, body))."""
     add_refresh(responses.mock, "access-1")
-    for endpoint, params in feed.requests(SESSION, AT):
+    for endpoint, params in feed.requests(SESSION, minute):
         answer = bad.get(endpoint, GOOD[endpoint])
         status, body = answer if isinstance(answer, tuple) else (200, load(answer))
         match = [matchers.query_param_matcher(params),
@@ -93,20 +94,28 @@ def test_bad_data_skips_the_minute_with_its_kind(
 
 
 @responses.activate
-def test_missing_and_sentinel_greeks_are_left_out_not_skipped(feed: MarketFeed) -> None:
+def test_sentinel_greeks_are_left_out_and_a_side_left_empty_skips(feed: MarketFeed) -> None:
+    # The fixture's calls keep one usable contract of three, its puts none: each sentinel is
+    # read as missing, and with a side gone the minute is skipped rather than traded.
     _answer(feed, {"chains": "chains_spx_sentinels"})
-    snapshot = feed.snapshot(SESSION, AT, AT)
-    gamma = snapshot.chain.gamma.tolist()
-    assert [math.isnan(g) for g in gamma] == [True, True, False, False, True, False]
-    assert snapshot.spot == 6812.37
+    with pytest.raises(DataError, match="1 of 3 calls have a usable gamma") as info:
+        feed.snapshot(SESSION, AT, AT)
+    assert info.value.kind == "chain_one_sided"
+    gamma = parse_chain(Exchange(AT, "chains", {}, 200, load("chains_spx_sentinels"))).gamma
+    assert [math.isnan(g) for g in gamma.tolist()] == [True, True, False, False, True, False]
 
 
 @responses.activate
-def test_empty_history_is_a_minute_without_bars(feed: MarketFeed) -> None:
+def test_empty_history_is_a_minute_without_bars_only_at_the_open(feed: MarketFeed) -> None:
+    first = SESSION.open + timedelta(minutes=1)
+    _answer(feed, {"pricehistory": "pricehistory_empty"}, first)
     _answer(feed, {"pricehistory": "pricehistory_empty"})
-    snapshot = feed.snapshot(SESSION, AT, AT)
+    snapshot = feed.snapshot(SESSION, first, first)
     assert snapshot.closes.tolist() == []
     assert snapshot.previous_close == 6790.15
+    with pytest.raises(DataError, match="no 1-minute bar of today before 09:36") as info:
+        feed.snapshot(SESSION, AT, AT)
+    assert info.value.kind == "history_empty"
 
 
 @responses.activate
