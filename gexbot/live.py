@@ -21,10 +21,12 @@ from dotenv import load_dotenv
 
 from gexbot import __version__
 from gexbot.core.engine import EngineParams, initial_state
+from gexbot.core.hmm import HmmModel, model_to_dict
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import SessionTimes, State
 from gexbot.errors import EXIT_OK, AuthError, ConfigError, ModelError, exit_code_of
 from gexbot.market.feed import MarketFeed
+from gexbot.market.replay import ReplayTransport
 from gexbot.model_io import read_model
 from gexbot.settings import Preset, Secrets, load_variant
 from gexbot.shell.auth_gate import AuthGate, fingerprint
@@ -35,7 +37,7 @@ from gexbot.shell.logs import Redactor, setup_logging
 from gexbot.shell.loop import MINUTE, TradingLoop, live_sessions
 from gexbot.shell.notify import ConsoleSink, Summary
 from gexbot.shell.store import Store
-from gexbot.sources import Market, SourceOptions, open_market
+from gexbot.sources import Market, SourceOptions, open_market, recorded_model
 
 DEFAULT_DB = "quant_trading_data.db"
 LIVE_FETCH_DELAY = timedelta(seconds=2)
@@ -170,6 +172,8 @@ def _run_daemon(
     stop = threading.Event()
     _install_signal_handlers(stop)
     market = open_market(options, preset, calendar)
+    if market.replay is not None and args.model is None:
+        model = _replay_model(market.replay, model)
     _attach(market, redactor, notifier, label)
     sessions = _sessions(args, options, calendar, market)
     db = _database_path(args, preset)
@@ -255,6 +259,16 @@ def _warn_nothing_to_do(
     elif done:
         log.info("%d of the %d sessions asked for were decided before; going on from the next",
                  len(done), len(sessions))
+
+
+def _replay_model(replay: ReplayTransport, preset_model: HmmModel) -> HmmModel:
+    """The model the recordings were traded with, else the preset's (`--model` overrides)."""
+    recorded = recorded_model(replay)
+    if recorded is None:
+        return preset_model
+    if model_to_dict(recorded) != model_to_dict(preset_model):
+        log.info("replaying with the HMM model the recordings name (pass --model to try another)")
+    return recorded
 
 
 def _attach(market: Market, redactor: Redactor, notifier: DiscordNotifier, label: str) -> None:

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gexbot import __version__
-from gexbot.core.hmm import model_to_dict
+from gexbot.core.hmm import HmmModel, model_from_dict, model_to_dict
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import SessionTimes
-from gexbot.errors import ConfigError, GexbotError
+from gexbot.errors import ConfigError, GexbotError, ModelError
 from gexbot.market.sim import SimMarket
 from gexbot.market.transport import Transport
 from gexbot.model_io import read_model
@@ -67,6 +67,27 @@ class Market:
             else:
                 log.warning("%s: the exchange was closed that day; recording skipped", day)
         return sessions
+
+
+def recorded_model(replay: ReplayTransport) -> HmmModel | None:
+    """The HMM model every recording names in its header, when they all name the same valid one.
+
+    A replay trades with it by default, so that replaying a recorded day reproduces what the
+    run that recorded it decided even after the shipped model was retrained. None (with the
+    reason logged) when a header names none, names an invalid one, or the files disagree.
+    """
+    documents = [header.get("model") for header in replay.headers.values()]
+    first = documents[0] if documents else None
+    if not isinstance(first, dict) or any(not isinstance(d, dict) for d in documents):
+        return None
+    if any(document != first for document in documents[1:]):
+        log.warning("the recordings name different HMM models; replaying with the preset's")
+        return None
+    try:
+        return model_from_dict(first, source="the model named in the recordings' header")
+    except ModelError as problem:
+        log.warning("%s; replaying with the preset's model", problem)
+        return None
 
 
 def open_market(

@@ -365,6 +365,31 @@ def test_a_closed_day_is_skipped_and_the_session_traded(
         assert con.execute("SELECT count(*) FROM trades").fetchone() == (0,)
 
 
+@pytest.mark.usefixtures("quiet_live")
+def test_a_replay_trades_with_the_model_the_recording_names(
+    tmp_path: Path, preset: Preset, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = json.loads(preset.model_file().read_text())
+    document["transmat"] = [[0.9, 0.1], [0.2, 0.8]]  # a model other than the shipped one
+    other = tmp_path / "hmm_other.json"
+    other.write_text(json.dumps(document))
+    folder, live_db = tmp_path / "recordings", tmp_path / "live.db"
+    assert run_live(["--source", "sim", "--start", "2026-10-06", "--days", "1", "--model",
+                     str(other), "--record", str(folder), "--db", str(live_db)]) == 0
+    capsys.readouterr()
+    replayed = tmp_path / "replay.db"
+    assert run_live(["--replay", str(folder), "--db", str(replayed), "--log-level", "INFO"]) == 0
+    assert "replaying with the HMM model the recordings name" in capsys.readouterr().out
+    with duckdb.connect(str(live_db), read_only=True) as con:
+        expected = con.execute('SELECT * FROM decisions ORDER BY "at"').fetchall()
+    with duckdb.connect(str(replayed), read_only=True) as con:
+        assert con.execute('SELECT * FROM decisions ORDER BY "at"').fetchall() == expected
+    shipped = tmp_path / "shipped.db"
+    assert run_live(["--replay", str(folder), "--db", str(shipped), "--model",
+                     str(preset.model_file()), "--log-level", "INFO"]) == 0
+    assert "replaying with the HMM model" not in capsys.readouterr().out
+
+
 # --- training on recordings -----------------------------------------------------------------
 
 
