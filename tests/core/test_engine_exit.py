@@ -25,7 +25,8 @@ from scenario import (
     warm_then,
 )
 
-from gexbot.core.engine import exit_reason, step
+from gexbot.core.engine import step
+from gexbot.core.rules import exit_reason
 from gexbot.core.types import (
     Action,
     Blocker,
