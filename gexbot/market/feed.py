@@ -114,13 +114,13 @@ class MarketFeed:
         daemon within seconds whatever Schwab is doing. A failure that stops the daemon
         (`AuthError`) is raised as soon as it happens, without waiting for the others.
         """
-        answers: queue.Queue[tuple[int, Exchange | None, BaseException | None]] = queue.Queue()
+        answers: queue.Queue[tuple[int, Exchange | BaseException]] = queue.Queue()
 
         def ask(index: int, endpoint: Endpoint, params: dict[str, str]) -> None:
             try:
-                answers.put((index, self.transport.get(endpoint, params, clock_time), None))
+                answers.put((index, self.transport.get(endpoint, params, clock_time)))
             except BaseException as problem:  # handed to the loop's thread, raised there
-                answers.put((index, None, problem))
+                answers.put((index, problem))
 
         for index, (endpoint, params) in enumerate(requests):
             threading.Thread(
@@ -129,16 +129,16 @@ class MarketFeed:
         results: dict[int, Exchange] = {}
         while len(results) < len(requests):
             try:
-                index, exchange, problem = answers.get(timeout=STOP_POLL_S)
+                index, answer = answers.get(timeout=STOP_POLL_S)
             except queue.Empty:
                 if self._stop is not None and self._stop.is_set():
                     raise MinuteAbandoned(
                         f"stop requested while {minute:%H:%M} was being fetched"
                     ) from None
                 continue
-            if exchange is None:
-                raise problem if problem is not None else RuntimeError("a request vanished")
-            results[index] = exchange
+            if isinstance(answer, BaseException):
+                raise answer
+            results[index] = answer
         return [results[index] for index in range(len(requests))]
 
     def snapshot(self, session: SessionTimes, minute: datetime, clock_time: datetime) -> Snapshot:

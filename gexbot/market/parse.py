@@ -294,7 +294,8 @@ def parse_chain(exchange: Exchange, min_usable_per_side: float = 0.0) -> Chain:
         raise DataError("chains: no contracts (both expiration maps empty)", "chain_empty")
     pairs = np.fromiter(map(_greek, raw), dtype=np.float64, count=len(raw)).reshape(-1, 2)
     gamma, open_interest = pairs[:, 0], pairs[:, 1]
-    if not np.any((gamma >= 0) & (open_interest >= 0)):
+    usable = (gamma >= 0) & (open_interest >= 0)
+    if not np.any(usable):
         raise DataError(
             f"chains: none of {calls + puts} contracts has a usable gamma and open interest",
             "chain_unusable",
@@ -304,7 +305,6 @@ def parse_chain(exchange: Exchange, min_usable_per_side: float = 0.0) -> Chain:
             f"chains: none of {calls + puts} contracts shows any open interest",
             "chain_no_interest",
         )
-    usable = (gamma >= 0) & (open_interest >= 0)
     for name, side in (("calls", usable[:calls]), ("puts", usable[calls:])):
         good = int(np.count_nonzero(side))
         missing = side.shape[0] == 0 and min_usable_per_side > 0
