@@ -2,33 +2,67 @@
 
 A preset holds every number of the strategy and of the variant, so that the engine carries no
 literals and a user can try a variant of the strategy by editing a file. Validation is strict
-(pydantic): an unknown key, a wrong type or an out-of-range value is a one-line `ConfigError`
-naming the file and the dotted key, because a preset typo that silently falls back to a default
-would forward-test a different strategy for weeks.
+(pydantic): an unknown key, a key given twice, a wrong type, a non-finite or out-of-range value,
+or values that together make a rule meaningless are a one-line `ConfigError` naming the file and
+the dotted key, because a preset typo that silently falls back to a default would forward-test a
+different strategy for weeks. Every number has an upper bound too: an infinite or absurd
+balance, multiplier or simulated-market parameter trades on in NaN or allocates without end.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
+from gexbot.documents import DocumentError, NotAFileError, load_yaml, read_text
 from gexbot.errors import ConfigError
 
 PRESET_DIR = Path(__file__).parent / "presets"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PRESET_LIMIT = 1 << 20
+"""Bytes of the largest preset file read (the shipped ones are under 3 KiB)."""
+SESSION_MINUTES = 390
+"""Minutes of a regular session: a count of today's minutes or bars must stay below it."""
+VARIANT_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
+"""A variant name: also a file name (presets, recordings, replay databases), so no path in it."""
 
-Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
-PositiveFloat = Annotated[float, Field(gt=0.0)]
+TINY = 1e-6
+"""The smallest non-zero magnitude of a preset number: below it a value means nothing (a
+subnormal balance fraction or threshold is a typo, and arithmetic on it underflows)."""
+
+
+def _not_tiny(value: float) -> float:
+    if 0.0 < abs(value) < TINY:
+        raise ValueError(f"too small to mean anything: use 0 or at least {TINY:g}")
+    return value
+
+
+Real = Annotated[float, AfterValidator(_not_tiny)]
+"""Every float of a preset: finite (the model config), and 0 or at least `TINY` in magnitude."""
+Probability = Annotated[Real, Field(gt=0.0, lt=1.0)]
+Sigmas = Annotated[Real, Field(ge=0.1, le=20.0)]
+"""A distance in band standard deviations."""
+Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+"""A name or path: no control character, which would forge a log line where it is printed."""
 Bucket = Literal["REVERSION", "MOMENTUM"]
+MAX_SIM_STRIKES = 20_000
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
 class ChainSettings(_Section):
@@ -37,20 +71,20 @@ class ChainSettings(_Section):
     strike_count: int = Field(ge=2, le=500)
     expirations_ahead: int = Field(ge=0, le=30)
     """Sessions after today whose expirations are requested (0: today's expirations only)."""
-    contract_multiplier: PositiveFloat
+    contract_multiplier: Real = Field(gt=0.0, le=10_000.0)
 
 
 class BandSettings(_Section):
     window: int = Field(ge=2, le=1000)
     min_live_prices: int = Field(ge=2, le=1000)
     """Below this many prices in the live buffer, bands use the intraday 1-minute closes."""
-    width_sigma: PositiveFloat
+    width_sigma: Sigmas
 
 
 class HurstSettings(_Section):
     min_lag: int = Field(ge=1, le=1000)
     max_lag: int = Field(ge=2, le=1000)
-    threshold: float = Field(gt=0.0, le=1.0)
+    threshold: Real = Field(gt=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _lags_ordered(self) -> HurstSettings:
@@ -61,22 +95,23 @@ class HurstSettings(_Section):
 
 class OfiSettings(_Section):
     window: int = Field(ge=1, le=1000)
-    short_below: PositiveFloat
-    long_above: PositiveFloat
+    short_below: Real = Field(gt=0.0, le=1000.0)
+    long_above: Real = Field(gt=0.0, le=1000.0)
 
 
 class HmmSettings(_Section):
-    returns: int = Field(ge=2, le=10_000)
-    min_variance_ratio: float = Field(ge=1.0)
+    returns: int = Field(ge=2, lt=SESSION_MINUTES)
+    """Today's one-minute returns decoded: a session never holds 390 or more."""
+    min_variance_ratio: Real = Field(ge=1.0, le=1e6)
     train_sessions: int = Field(ge=1, le=60)
 
 
 class SizingSettings(_Section):
     bucket: Bucket
     win_rates: dict[Bucket, Probability]
-    kelly_fraction: float = Field(gt=0.0, le=1.0)
-    max_fraction: float = Field(gt=0.0, le=1.0)
-    slippage_points: float = Field(ge=0.0)
+    kelly_fraction: Real = Field(gt=0.0, le=1.0)
+    max_fraction: Real = Field(gt=0.0, le=1.0)
+    slippage_points: Real = Field(ge=0.0, le=1000.0)
 
     @model_validator(mode="after")
     def _bucket_has_rate(self) -> SizingSettings:
@@ -91,7 +126,7 @@ class SizingSettings(_Section):
 
 
 class GapSettings(_Section):
-    threshold: float = Field(ge=0.0, lt=1.0)
+    threshold: Real = Field(ge=0.0, lt=1.0)
     """Relative session-open gap (0.005 = 0.5%) above which new entries are suspended."""
     suspend_until_prices: int = Field(ge=0, le=10_000)
 
@@ -99,20 +134,29 @@ class GapSettings(_Section):
 class StrategySettings(_Section):
     price_buffer: int = Field(ge=2, le=100_000)
     bands: BandSettings
-    stop_sigma: PositiveFloat
+    stop_sigma: Sigmas
     hurst: HurstSettings
     ofi: OfiSettings
     hmm: HmmSettings
     sizing: SizingSettings
     cooldown_minutes: int = Field(ge=0, le=1440)
     gap: GapSettings
-    flatten_minutes_before_close: int = Field(ge=0, le=390)
-    starting_balance: PositiveFloat
+    flatten_minutes_before_close: int = Field(ge=0, lt=SESSION_MINUTES)
+    starting_balance: Real = Field(ge=1.0, le=1e12)
 
     @model_validator(mode="after")
     def _buffers_fit(self) -> StrategySettings:
+        # The buffer never holds more than price_buffer prices: a count above it is never
+        # reached, and the rule that waits for it would wait for ever.
         if self.bands.window > self.price_buffer:
             raise ValueError("bands.window must not exceed price_buffer")
+        if self.bands.min_live_prices > self.price_buffer:
+            raise ValueError("bands.min_live_prices must not exceed price_buffer")
+        if self.gap.suspend_until_prices > self.price_buffer:
+            raise ValueError(
+                "gap.suspend_until_prices must not exceed price_buffer (a gap would suspend"
+                " entries for good)"
+            )
         if self.hurst.max_lag + 2 > self.price_buffer:
             raise ValueError("hurst.max_lag + 2 must not exceed price_buffer")
         return self
@@ -121,39 +165,59 @@ class StrategySettings(_Section):
 class DataSettings(_Section):
     """When market data that parses is still too implausible to trade on (skip the minute)."""
 
-    min_usable_per_side: float = Field(ge=0.0, le=1.0)
+    min_usable_per_side: Real = Field(ge=0.0, le=1.0)
     """Share of the calls, and of the puts, that must have a usable gamma and open interest:
     with one side mostly sentinels, the sum of the other side alone would flip the GEX sign."""
-    max_move_from_previous_close: float = Field(gt=0.0, le=10.0)
+    max_move_from_previous_close: Real = Field(gt=0.0, le=10.0)
     """An index price further than this from the previous close (0.25 = 25%, beyond what the
     market-wide circuit breakers allow in a day) is a broken quote."""
-    bars_expected_after_minutes: int = Field(ge=1, le=390)
+    bars_expected_after_minutes: int = Field(ge=1, lt=SESSION_MINUTES)
     """From this many minutes after the open, today's 1-minute history must hold bars."""
 
 
 class SimSettings(_Section):
     """Parameters of the simulated market for this variant (not of the strategy)."""
 
-    base_price: PositiveFloat
-    strike_interval: PositiveFloat
-    proxy_ratio: PositiveFloat
+    base_price: Real = Field(ge=1.0, le=1e7)
+    strike_interval: Real = Field(ge=0.01, le=1e5)
+    proxy_ratio: Real = Field(ge=0.01, le=1000.0)
     """Index points per proxy-ETF dollar (about 10 for $SPX/SPY, 41 for $NDX/QQQ)."""
-    daily_vol: PositiveFloat
+    daily_vol: Real = Field(ge=1e-4, le=0.2)
     """Typical daily return standard deviation (0.01 = 1%)."""
+
+    @model_validator(mode="after")
+    def _strikes_fit(self) -> SimSettings:
+        # The market steers by net GEX over every strike from 70% to 130% of the price: one
+        # array element per strike, so the ratio bounds its memory (1,360 strikes for $SPX).
+        if self.base_price / self.strike_interval > MAX_SIM_STRIKES:
+            raise ValueError(
+                f"base_price / strike_interval must not exceed {MAX_SIM_STRIKES:,} (the"
+                " simulated market keeps a value per strike)"
+            )
+        return self
 
 
 class Preset(_Section):
     """One variant: its symbols, its data requests, its strategy numbers and its sim market."""
 
-    variant: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
-    symbol: str = Field(min_length=1)
-    proxy: str = Field(min_length=1)
-    calendar: str = Field(min_length=1)
-    model_path: str = Field(min_length=1)
+    variant: str = Field(pattern=VARIANT_PATTERN)
+    symbol: Text
+    proxy: Text
+    calendar: Text
+    model_path: Text
     chain: ChainSettings
     data: DataSettings
     strategy: StrategySettings
     sim: SimSettings
+
+    @model_validator(mode="after")
+    def _sim_strikes_positive(self) -> Preset:
+        if self.sim.strike_interval * self.chain.strike_count > self.sim.base_price:
+            raise ValueError(
+                "sim.strike_interval x chain.strike_count must not exceed sim.base_price (the"
+                " simulated chain would list strikes at or below zero)"
+            )
+        return self
 
     def model_file(self) -> Path:
         """Where the HMM model file is: the path as given if it exists, else under the project."""
@@ -174,7 +238,9 @@ def resolve_path(path: str | Path) -> Path:
 
 
 def preset_path(variant: str) -> Path:
-    """The shipped preset file of a variant."""
+    """The shipped preset file of a variant (a name, never a path: it may come from a file)."""
+    if not re.fullmatch(VARIANT_PATTERN, variant):
+        raise ConfigError(f"{variant!r} is not a variant name (lower-case letters and digits)")
     return PRESET_DIR / f"{variant}.yaml"
 
 
@@ -182,11 +248,15 @@ def load_preset(path: str | Path) -> Preset:
     """Read and validate a preset file; any problem is one `ConfigError` naming file and key."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(read_text(path, PRESET_LIMIT))
     except FileNotFoundError:
         raise ConfigError(f"{path}: preset file not found") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read preset ({exc.strerror})") from None
+    except NotAFileError as problem:
+        raise ConfigError(f"{path}: cannot read preset ({problem})") from None
+    except DocumentError as problem:
+        raise ConfigError(f"{path}: not a preset: {problem}") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" line {where.line + 1}" if where is not None else ""
@@ -202,10 +272,18 @@ def load_preset(path: str | Path) -> Preset:
 
 
 def load_variant(variant: str, preset_file: str | Path | None = None) -> Preset:
-    """The preset for `variant`: the user's file when given, else the shipped one."""
-    preset = load_preset(preset_file if preset_file is not None else preset_path(variant))
-    if preset_file is None and preset.variant != variant:
-        raise ConfigError(f"{preset_path(variant)}: variant is {preset.variant!r}, not {variant!r}")
+    """The preset for `variant`: the user's file when given, else the shipped one.
+
+    Either way the file must be of that variant: a preset of NQ run as ES would trade $NDX in
+    ES's database under ES's name.
+    """
+    path = Path(preset_file) if preset_file is not None else preset_path(variant)
+    preset = load_preset(path)
+    if preset.variant != variant:
+        raise ConfigError(
+            f"{path}: variant is {preset.variant!r}, not {variant!r}; pass --variant"
+            f" {preset.variant}, or a preset of {variant}"
+        )
     return preset
 
 
@@ -217,9 +295,17 @@ def _first_problem(exc: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         message = "unknown key"
     elif first["type"] != "missing":
-        message = f"{message} (got {first.get('input')!r})"
+        message = f"{message} (got {_shown(first.get('input'))})"
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
     return f"{key}: {message}{more}"
+
+
+def _shown(value: object, width: int = 40) -> str:
+    """A value as a message quotes it: escaped, and cut short (an integer may have 400 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**width:
+        return f"an integer of {len(str(abs(value)))} digits"
+    text = repr(value)
+    return text if len(text) <= width else f"{text[:width]}..."
 
 
 def _masked(value: str | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,145 @@ def test_secrets_never_show_in_repr() -> None:
         assert value not in shown
     assert secrets.values() == ("key-123", "secret-456", "refresh-789", "https://hook/abc")
     assert Secrets.from_env({"SCHWAB_APP_KEY": "  "}).app_key is None
+
+
+def _leaves(document: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted key, value) of every number in a preset document."""
+    found: list[tuple[str, Any]] = []
+    for key, value in document.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            found.extend(_leaves(value, name + "."))
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            found.append((name, value))
+    return found
+
+
+def _set(document: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        document = document[part]
+    document[last] = value
+
+
+ABSURD = [float("inf"), float("-inf"), float("nan"), 1e300, 10**400, 5e-324, 1e-320, -1,
+          -1e300]
+NUMBERS = [name for name, _ in _leaves(_shipped())]
+
+
+def test_the_walk_reaches_every_number_a_preset_has() -> None:
+    validated = load_variant("es").model_dump()
+    assert [name for name, _ in _leaves(validated)] == NUMBERS
+    assert [name for name, _ in _leaves(_shipped("nq"))] == NUMBERS
+    assert len(NUMBERS) > 30
+
+
+@pytest.mark.parametrize("key", NUMBERS)
+def test_every_number_refuses_non_finite_huge_tiny_and_negative_values(
+    tmp_path: Path, key: str
+) -> None:
+    for value in ABSURD:
+        document = _shipped()
+        _set(document, key, value)
+        message = _error(_write(tmp_path, document))
+        shown = key if key.count(".") < 3 else key.rsplit(".", 1)[0]
+        assert f": {shown}" in message, (value, message)
+        assert len(message) < 300
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda d: d["strategy"].update(starting_balance=float("inf")),
+         "strategy.starting_balance: Input should be a finite number (got inf)"),
+        (lambda d: d["strategy"].update(starting_balance=10**400),
+         "strategy.starting_balance: Input should be a valid number (got an integer of 401"
+         " digits)"),
+        (lambda d: d["strategy"]["sizing"].update(kelly_fraction=1e-320),
+         "strategy.sizing.kelly_fraction: Value error, too small to mean anything: use 0 or at"
+         " least 1e-06"),
+        (lambda d: d["strategy"]["gap"].update(suspend_until_prices=101),
+         "strategy: Value error, gap.suspend_until_prices must not exceed price_buffer"),
+        (lambda d: d["strategy"]["bands"].update(min_live_prices=101),
+         "strategy: Value error, bands.min_live_prices must not exceed price_buffer"),
+        (lambda d: d["strategy"]["hmm"].update(returns=390),
+         "strategy.hmm.returns: Input should be less than 390"),
+        (lambda d: d["strategy"].update(flatten_minutes_before_close=390),
+         "strategy.flatten_minutes_before_close: Input should be less than 390"),
+        (lambda d: d["sim"].update(strike_interval=0.01),
+         "sim: Value error, base_price / strike_interval must not exceed 20,000"),
+        (lambda d: d["sim"].update(strike_interval=200),
+         "Value error, sim.strike_interval x chain.strike_count must not exceed sim.base_price"),
+        (lambda d: d.update(symbol="$SPX\n2026-10-13 09:58:00 ES  LONG"), "symbol: String should"),
+        (lambda d: d.update(model_path=""), "model_path: String should have at least 1"),
+    ],
+)
+def test_values_that_would_corrupt_silently_are_refused(
+    tmp_path: Path, change: Any, expected: str
+) -> None:
+    document = _shipped()
+    change(document)
+    assert expected in _error(_write(tmp_path, document))
+
+
+def test_the_shipped_simulated_markets_fit_their_bounds() -> None:
+    for variant in ("es", "nq"):
+        sim = load_variant(variant).sim
+        assert sim.base_price / sim.strike_interval < 3000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("variant: es\nvariant: nq\n", "line 2 not valid YAML (key 'variant' appears twice)"),
+        ("strategy:\n  hurst: {min_lag: 2, min_lag: 3}\n", "key 'min_lag' appears twice"),
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "not a preset: nested more than 32 levels"),
+        ("a: " + "[" * 40 + "]" * 40 + "\n", "not a preset: nested more than 32 levels"),
+        ("variant: " + "9" * 5000 + "\n", "not a preset: Exceeds the limit (4300 digits)"),
+    ],
+)
+def test_documents_no_preset_can_mean_are_one_line(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    assert expected in _error(_write(tmp_path, text))
+
+
+def test_a_duplicate_key_is_refused_even_where_both_values_agree(tmp_path: Path) -> None:
+    text = preset_path("es").read_text() + "\nstrategy:\n  cooldown_minutes: 5\n"
+    assert "key 'strategy' appears twice" in _error(_write(tmp_path, text))
+
+
+def test_files_of_another_kind_are_one_line(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("symbol: café\n".encode("latin-1"))
+    assert _error(latin).endswith("not a preset: is not UTF-8 text (byte 0xe9 at offset 11)")
+    garbage = tmp_path / "garbage.yaml"
+    garbage.write_bytes(bytes(range(256)) * 4)
+    assert "not a preset: is not UTF-8 text" in _error(garbage)
+    assert _error(tmp_path).endswith("cannot read preset (is a folder, not a file)")
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"# " + b"x" * (1 << 20) + b"\n")
+    assert _error(big).endswith(
+        "cannot read preset (is larger than 1024 KiB: not a file of this kind)"
+    )
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.yaml"
+    os.mkfifo(fifo)
+    assert _error(fifo).endswith("cannot read preset (is not a regular file)")
+
+
+def test_a_preset_of_another_variant_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, _shipped("nq"))
+    with pytest.raises(ConfigError) as caught:
+        load_variant("es", path)
+    assert str(caught.value) == (
+        f"{path}: variant is 'nq', not 'es'; pass --variant nq, or a preset of es"
+    )
+
+
+@pytest.mark.parametrize("name", ["../../x", "es/../nq", "/etc/passwd", "", "ES", "es\n"])
+def test_a_variant_name_never_builds_a_path(name: str) -> None:
+    with pytest.raises(ConfigError, match="is not a variant name"):
+        preset_path(name)
