@@ -160,7 +160,8 @@ def _run_daemon(
     args: argparse.Namespace, preset: Preset, notifier: DiscordNotifier, redactor: Redactor
 ) -> int:
     label = preset.variant.upper()
-    model = read_model(args.model if args.model is not None else preset.model_file())
+    model_file = args.model if args.model is not None else preset.model_file()
+    model = read_model(model_file, variant=preset.variant)
     calendar = TradingCalendar(
         preset.calendar,
         preset.strategy.flatten_minutes_before_close,

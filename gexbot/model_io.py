@@ -18,10 +18,13 @@ from typing import Any
 import numpy as np
 
 from gexbot.core.hmm import HmmModel, model_from_dict, model_to_dict
+from gexbot.documents import DocumentError, NotAFileError, load_json, read_text
 from gexbot.errors import ConfigError, ModelError
 
 _VARIANT_NAME = re.compile(r"hmm_([A-Za-z0-9]+)\.json")
 _PICKLE_COVARIANCE_TYPES = ("diag", "full", "spherical")
+MODEL_LIMIT = 1 << 20
+"""Bytes of the largest model file read (a trained one is about 1.5 KiB)."""
 
 
 def _train_hint(path: Path) -> str:
@@ -30,32 +33,54 @@ def _train_hint(path: Path) -> str:
     return f"train one with `python -m gexbot.train_hmm --variant {variant}`"
 
 
-def read_model(path: Path) -> HmmModel:
-    """Load and validate the model file at `path`; every failure is a one-line `ModelError`."""
+def read_model(path: Path, variant: str | None = None) -> HmmModel:
+    """Load and validate the model file at `path`; every failure is a one-line `ModelError`.
+
+    With `variant`, a model whose metadata says it was trained for another variant is refused:
+    NQ's volatility states gating ES's entries would trade on the wrong market's regimes.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path, MODEL_LIMIT)
     except FileNotFoundError:
         raise ModelError(f"{path}: model file not found; {_train_hint(path)}") from None
-    except UnicodeDecodeError:
-        raise ModelError(f"{path}: not a JSON model file (not UTF-8 text)") from None
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ModelError(f"{path}: cannot read model file ({reason})") from None
+    except NotAFileError as problem:
+        raise ModelError(f"{path}: cannot read model file ({problem})") from None
+    except DocumentError as problem:
+        raise ModelError(f"{path}: not a JSON model file ({problem})") from None
     try:
-        data = json.loads(text)
+        data = load_json(text)
     except json.JSONDecodeError as exc:
         raise ModelError(
             f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
             f"the file may be truncated: {_train_hint(path)}"
         ) from None
-    return model_from_dict(data, source=str(path))
+    except DocumentError as problem:
+        raise ModelError(f"{path}: not a model file gexbot can use ({problem})") from None
+    model = model_from_dict(data, source=str(path))
+    trained_for = model.metadata.get("variant")
+    if variant is not None and isinstance(trained_for, str) and trained_for != variant:
+        raise ModelError(
+            f"{path}: a model trained for variant {trained_for!r}, not {variant!r}; pass the"
+            f" {variant} model, or train one with `python -m gexbot.train_hmm --variant {variant}`"
+        )
+    return model
 
 
 def write_model(path: Path, model: HmmModel) -> None:
     """Write `model` to `path` as pretty JSON, atomically, creating the parent directory."""
     text = json.dumps(model_to_dict(model), indent=2, allow_nan=False) + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder; name the model file to write (e.g. hmm_es.json)")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ModelError(f"{path}: cannot write the model file ({path.parent} is not a folder)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as problem:
+        raise ModelError(f"{path}: cannot write the model file ({problem.strerror})") from None
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -63,6 +88,9 @@ def write_model(path: Path, model: HmmModel) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as problem:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"{path}: cannot write the model file ({problem.strerror})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

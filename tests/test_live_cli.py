@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 import gexbot.live as live
+from gexbot.settings import preset_path
 from gexbot.shell.lock import InstanceLock
 
 SIM = ["--variant", "es", "--source", "sim", "--start", "2026-10-05", "--days", "1"]
@@ -80,6 +81,10 @@ def test_bad_arguments_exit_2_with_the_reason(
         (["--preset", "nowhere.yaml"], "nowhere.yaml: preset file not found"),
         (["--model", "nowhere/hmm_es.json"],
          "model file not found; train one with `python -m gexbot.train_hmm --variant es`"),
+        (["--preset", str(preset_path("nq"))],
+         "nq.yaml: variant is 'nq', not 'es'; pass --variant nq, or a preset of es"),
+        (["--model", "models/hmm_nq.json"],
+         "hmm_nq.json: a model trained for variant 'nq', not 'es'; pass the es model"),
     ],
 )
 def test_configuration_problems_are_one_critical_line_and_exit_2(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import re
 from pathlib import Path
@@ -121,9 +122,11 @@ def test_json_array_is_not_a_model(tmp_path: Path) -> None:
 
 def fitted_hmm(covariance_type: str) -> tuple[GaussianHMM, np.ndarray]:
     rng = np.random.default_rng(SEED)
-    sigma = np.where(np.arange(600) % 200 < 120, 1.0, 3.0)
+    # Raw one-minute returns of 10 and 30 bp, as the old pickles were trained on.
+    sigma = np.where(np.arange(600) % 200 < 120, 1e-3, 3e-3)
     data = (rng.normal(size=600) * sigma).reshape(-1, 1)
-    hmm = GaussianHMM(n_components=2, covariance_type=covariance_type, n_iter=50, random_state=1)
+    hmm = GaussianHMM(n_components=2, covariance_type=covariance_type, n_iter=50, random_state=1,
+                      min_covar=1e-9, covars_prior=1e-9)
     hmm.fit(data)
     return hmm, data
 
@@ -182,3 +185,93 @@ def test_import_pickle_rejects_other_objects(tmp_path: Path) -> None:
     path.write_bytes(b"not a pickle")
     with pytest.raises(ModelError, match="cannot unpickle"):
         import_pickle(path, trust=True)
+
+
+def _text_with(field: str, literal: str) -> str:
+    """The JSON text of a valid model document with `field`'s value written as `literal`."""
+    return json.dumps(document(**{field: "@"})).replace('"@"', literal)
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (_text_with("variances", "[1e-400, 1.0]"), "the number 1e-400 is too small for a float"),
+        (_text_with("variances", "[1e-320, 1.0]"), "the number 1e-320 is too small for a float"),
+        (_text_with("transmat", "[[1.0, 1e-400], [0.5, 0.5]]"), "1e-400 is too small"),
+        (_text_with("means", "[1e400, 0.0]"), "the number 1e400 is too large for a float"),
+        (_text_with("means", "[NaN, 0.0]"), "NaN is not a number"),
+        (_text_with("variances", "[-Infinity, 1.0]"), "-Infinity is not a number"),
+        (_text_with("low_state", "1" + "0" * 399), "an integer of 400 digits"),
+        (_text_with("low_state", "1" + "0" * 5000), "an integer of 5001 digits"),
+        (_text_with("metadata", "[" * 100_000 + "]" * 100_000), "nested more than 32 levels"),
+        (_text_with("metadata", '{"a":' * 40 + "1" + "}" * 40), "nested more than 32 levels"),
+        ('{"format": "gexbot-hmm", "version": 1, "version": 2}', "key 'version' appears twice"),
+        (_text_with("metadata", '{"variant": "es", "variant": "nq"}'),
+         "key 'variant' appears twice"),
+    ],
+)
+def test_numbers_and_shapes_json_allows_but_no_model_has(
+    tmp_path: Path, text: str, says: str
+) -> None:
+    path = tmp_path / "hmm_es.json"
+    path.write_text(text)
+    with pytest.raises(ModelError) as info:
+        read_model(path)
+    message = one_line(info)
+    assert message.startswith(f"{path}: not a model file gexbot can use (")
+    assert says in message
+    assert len(message) < 300
+
+
+def test_values_json_reads_but_the_gate_cannot_use(tmp_path: Path) -> None:
+    path = tmp_path / "hmm_es.json"
+    path.write_text(_text_with("low_state", "0.0").replace('"variances": [6.0, 0.7]',
+                                                           '"variances": [0.7, 6.0]'))
+    with pytest.raises(ModelError, match=r"low_state must be the integer 0 or 1, got 0\.0"):
+        read_model(path)
+    path.write_text(_text_with("means", "[1e308, 0.0]"))
+    with pytest.raises(ModelError, match=r"means\[0\] 1e\+308 is a mean one-minute return"):
+        read_model(path)
+
+
+def test_files_of_another_kind(tmp_path: Path) -> None:
+    latin = tmp_path / "latin.json"
+    latin.write_bytes('{"format": "gexbot-hmm", "note": "café"}'.encode("latin-1"))
+    with pytest.raises(ModelError, match=r"not a JSON model file \(is not UTF-8 text"):
+        read_model(latin)
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (2 << 20))
+    with pytest.raises(ModelError, match=r"cannot read model file \(is larger than 1024 KiB"):
+        read_model(big)
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    with pytest.raises(ModelError, match=r"cannot read model file \(is not a regular file\)"):
+        read_model(fifo)
+
+
+def test_a_model_of_another_variant_is_refused_where_a_variant_is_asked(tmp_path: Path) -> None:
+    path = tmp_path / "mine.json"
+    metadata = {"variant": "nq", "symbol": "$NDX"}
+    write_model(path, model_from_dict(document(metadata=metadata)))
+    assert read_model(path).metadata == metadata
+    assert read_model(path, variant="nq").metadata == metadata
+    with pytest.raises(ModelError) as info:
+        read_model(path, variant="es")
+    assert one_line(info) == (
+        f"{path}: a model trained for variant 'nq', not 'es'; pass the es model, or train one"
+        " with `python -m gexbot.train_hmm --variant es`"
+    )
+    imported = tmp_path / "imported.json"
+    write_model(imported, model_from_dict(document(metadata={"imported_from": "x.pkl"})))
+    assert read_model(imported, variant="es").metadata == {"imported_from": "x.pkl"}
+
+
+def test_writing_where_no_file_can_go_is_one_line(tmp_path: Path) -> None:
+    model = model_from_dict(document())
+    with pytest.raises(ModelError, match="is a folder; name the model file to write"):
+        write_model(tmp_path, model)
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ModelError, match=r"cannot write the model file \(.*file is not a folder"):
+        write_model(blocker / "hmm_es.json", model)
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]

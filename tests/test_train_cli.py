@@ -61,8 +61,9 @@ def test_a_pickle_is_opened_only_when_vouched_for(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     rng = np.random.default_rng(8)
-    sigma = np.where(np.arange(800) % 200 < 120, 1.0, 3.0)
-    hmm = GaussianHMM(n_components=2, covariance_type="diag", n_iter=50, random_state=1)
+    sigma = np.where(np.arange(800) % 200 < 120, 1e-3, 3e-3)  # raw returns of 10 and 30 bp
+    hmm = GaussianHMM(n_components=2, covariance_type="diag", n_iter=50, random_state=1,
+                      min_covar=1e-9, covars_prior=1e-9)
     hmm.fit((rng.normal(size=800) * sigma).reshape(-1, 1))
     old = tmp_path / "hmm_pretrained_es.pkl"
     old.write_bytes(pickle.dumps(hmm))

@@ -10,6 +10,7 @@ reference the tests compare against.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -27,6 +28,12 @@ VERSION = 1
 RETURN_KIND = "log"
 N_STATES = 2
 PROBABILITY_TOLERANCE = 1e-6
+SCALE_RANGE = (1.0, 1e6)
+"""Return scales a model may use: 1 (raw returns, old pickles) to a million (1e4 = bp)."""
+STD_RANGE = (1e-8, 0.1)
+"""Standard deviation of a state's one-minute log return, unscaled: 0.000001 bp to 10%."""
+MAX_MEAN = 0.01
+"""Largest mean one-minute log return of a state, unscaled (1% a minute)."""
 _FIELDS = frozenset(
     {
         "format",
@@ -187,6 +194,13 @@ def decode_last_state(model: HmmModel, returns: FloatArray) -> HmmState:
     return HmmState.LOW if state == model.low_state else HmmState.HIGH
 
 
+def _shown(value: object, width: int = 40) -> str:
+    """A value as a message quotes it: escaped by repr, and cut to `width` characters."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < 10**width else (
+        f"an integer of {len(str(abs(value)))} digits")
+    return text if len(text) <= width else f"{text[:width]}..."
+
+
 def _fail(source: str, name: str, problem: str) -> ModelError:
     return ModelError(f"{source}: {name} {problem}")
 
@@ -194,9 +208,15 @@ def _fail(source: str, name: str, problem: str) -> ModelError:
 def _number(value: object, source: str, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _fail(source, name, f"must be a number, got {type(value).__name__}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _fail(source, name, f"must be finite, got an integer of {len(str(value))}"
+                    " digits") from None
     if not math.isfinite(number):
         raise _fail(source, name, f"must be finite, got {value!r}")
+    if 0.0 < abs(number) < sys.float_info.min:
+        raise _fail(source, name, f"{number!r} is too small to compute with (subnormal)")
     return number
 
 
@@ -215,24 +235,50 @@ def _distribution(value: object, source: str, name: str) -> list[float]:
     return probs
 
 
+def _check_plausible(means: list[float], variances: list[float], scale: float,
+                     source: str) -> None:
+    """Each state must describe one-minute returns some market could have.
+
+    Beyond these bounds the numbers are finite but the gate is meaningless: a variance of
+    1e-320 or a mean of 1e308 makes every log-density -inf (or one state always win), so the
+    decoded state no longer depends on the returns.
+    """
+    for i, (mean, variance) in enumerate(zip(means, variances, strict=True)):
+        deviation = math.sqrt(variance) / scale
+        if not STD_RANGE[0] <= deviation <= STD_RANGE[1]:
+            raise _fail(
+                source, f"variances[{i}]",
+                f"{variance!r} is a standard deviation of {deviation:.3g} per one-minute return"
+                f" (at return_scale {scale:g}), outside {STD_RANGE[0]:g}..{STD_RANGE[1]:g}: the"
+                " HMM gate would not depend on the returns",
+            )
+        if abs(mean) / scale > MAX_MEAN:
+            raise _fail(
+                source, f"means[{i}]",
+                f"{mean!r} is a mean one-minute return of {mean / scale:.3g} (at return_scale"
+                f" {scale:g}), beyond ±{MAX_MEAN:g}: the HMM gate would not depend on the returns",
+            )
+
+
 def model_from_dict(data: Mapping[str, Any], source: str = "model") -> HmmModel:
     """Validate a model document (the JSON of a model file) and build the model.
 
     Every problem raises `ModelError` with one line naming `source` and the offending field:
-    wrong format or version, unknown or missing fields, wrong shapes, non-finite numbers,
-    probabilities below 0 or rows not summing to 1 within 1e-6, variances <= 0, a return scale
-    <= 0, or a `low_state` that is not the smaller-variance state.
+    wrong format or version, unknown or missing fields, wrong shapes, non-finite or subnormal
+    numbers, probabilities below 0 or rows not summing to 1 within 1e-6, variances <= 0, a
+    return scale outside `SCALE_RANGE`, states no market's returns could have (`STD_RANGE`,
+    `MAX_MEAN`), or a `low_state` that is not the integer index of the smaller-variance state.
     """
     if not isinstance(data, Mapping):
         raise ModelError(f"{source}: expected a JSON object, got {type(data).__name__}")
     if data.get("format") != FORMAT:
-        raise _fail(source, "format", f"must be {FORMAT!r}, got {data.get('format')!r}")
+        raise _fail(source, "format", f"must be {FORMAT!r}, got {_shown(data.get('format'))}")
     version = data.get("version")
-    if version != VERSION or isinstance(version, bool):
-        raise _fail(source, "version", f"must be {VERSION}, got {version!r}")
+    if type(version) is not int or version != VERSION:
+        raise _fail(source, "version", f"must be {VERSION}, got {_shown(version)}")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
-        raise ModelError(f"{source}: unknown field(s) {', '.join(unknown)}")
+        raise ModelError(f"{source}: unknown field(s) {', '.join(map(_shown, unknown[:5]))}")
     missing = sorted(_FIELDS - {"metadata"} - set(data))
     if missing:
         raise ModelError(f"{source}: missing field(s) {', '.join(missing)}")
@@ -246,14 +292,16 @@ def model_from_dict(data: Mapping[str, Any], source: str = "model") -> HmmModel:
     if any(v <= 0.0 for v in variances):
         raise _fail(source, "variances", f"must be > 0, got {variances}")
     scale = _number(data["return_scale"], source, "return_scale")
-    if scale <= 0.0:
-        raise _fail(source, "return_scale", f"must be > 0, got {scale!r}")
+    if not SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
+        raise _fail(source, "return_scale", f"must be between {SCALE_RANGE[0]:g} and"
+                    f" {SCALE_RANGE[1]:g}, got {scale!r}")
+    _check_plausible(means, variances, scale, source)
     kind = data["return_kind"]
     if kind != RETURN_KIND:
-        raise _fail(source, "return_kind", f"must be {RETURN_KIND!r}, got {kind!r}")
+        raise _fail(source, "return_kind", f"must be {RETURN_KIND!r}, got {_shown(kind)}")
     low = data["low_state"]
-    if isinstance(low, bool) or low not in (0, 1):
-        raise _fail(source, "low_state", f"must be 0 or 1, got {low!r}")
+    if type(low) is not int or low not in (0, 1):
+        raise _fail(source, "low_state", f"must be the integer 0 or 1, got {_shown(low)}")
     if variances[low] > variances[1 - low]:
         raise _fail(
             source, "low_state", f"{low} is not the smaller-variance state (variances {variances})"

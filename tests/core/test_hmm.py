@@ -204,10 +204,27 @@ BAD_FIELDS: list[tuple[str, Any, str]] = [
     ("low_state", True, "low_state"),
     ("metadata", [], "metadata"),
     ("colour", "blue", "colour"),
+    # Values that are finite but leave the gate meaningless, or do not compute.
+    ("low_state", 0.0, "low_state must be the integer 0 or 1, got 0.0"),
+    ("low_state", 10**400, "low_state must be the integer 0 or 1, got an integer of 401"),
+    ("version", 1.0, "version must be 1, got 1.0"),
+    ("variances", [1e-320, 1.0], r"variances\[0\] 1e-320 is too small to compute with"),
+    ("variances", [1e-200, 1.0], r"variances\[0\] 1e-200 is a standard deviation of 1e-104"),
+    ("variances", [1.0, 1e300], r"variances\[1\] 1e\+300 is a standard deviation of 1e\+146"),
+    ("variances", [1.0, 10**400], r"variances\[1\] must be finite, got an integer of 401"),
+    ("means", [1e308, 0.0], r"means\[0\] 1e\+308 is a mean one-minute return of 1e\+304"),
+    ("means", [0.0, -1e308], r"means\[1\] -1e\+308 is a mean one-minute return"),
+    ("transmat", [[1.0, 5e-324], [0.5, 0.5]], r"transmat\[0\]\[1\] 5e-324 is too small"),
+    ("start_prob", [1.0, 1e-310], r"start_prob\[1\] 1e-310 is too small"),
+    ("return_scale", 1e-300, "return_scale must be between 1 and 1e\\+06"),
+    ("return_scale", 1e300, "return_scale must be between 1 and 1e\\+06"),
+    ("format", "x" * 10_000, "format must be 'gexbot-hmm', got 'xxxx.*\\.\\.\\.$"),
+    ("\n2026-10-13 09:58:00 ES  LONG", 1, r"unknown field\(s\) '\\n2026"),
 ]
 
 
-@pytest.mark.parametrize(("field", "value", "named"), BAD_FIELDS)
+@pytest.mark.parametrize(("field", "value", "named"), BAD_FIELDS,
+                         ids=[f"{field[:12]}-{i}" for i, (field, _, _) in enumerate(BAD_FIELDS)])
 def test_each_bad_field_is_a_one_line_model_error(field: str, value: Any, named: str) -> None:
     doc = copy.deepcopy(document())
     doc[field] = value
@@ -223,6 +240,15 @@ def test_missing_field_and_non_object() -> None:
         model_from_dict(doc)
     with pytest.raises(ModelError, match="JSON object"):
         model_from_dict([1, 2], source="x")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4, 1e6])
+def test_states_any_market_could_have_are_accepted(scale: float) -> None:
+    """From 0.000001 bp to 10% a minute, drifting up to 1% a minute, at every return scale."""
+    calmest, wildest = (1.01e-8 * scale) ** 2, (0.0999 * scale) ** 2
+    model = model_from_dict(document(variances=[calmest, wildest], return_scale=scale,
+                                     means=[0.0099 * scale, -0.0099 * scale]))
+    assert model.variance_ratio == pytest.approx((0.0999 / 1.01e-8) ** 2)
 
 
 def test_rows_within_tolerance_are_accepted() -> None:
