@@ -5,14 +5,16 @@ a week: it prints the authorize URL, the user logs in on any machine and pastes 
 Schwab redirected to, and the code in it is exchanged at once (codes work once and expire within
 about 30 seconds). The refresh token and its issue time go where the daemons read them: the token
 file when `GEXBOT_TOKEN_FILE` is set (running daemons pick it up at their next refresh), else the
-`.env` file, other lines kept. `--status` tells the refresh token's age and time left without
-showing it.
+`.env` file (`./.env`, or `--env-file`), other lines kept. That destination is checked before the
+browser step, and a token that still cannot be written is saved elsewhere, never lost or printed
+(auth_destination.py). The pasted address must carry the `state` this run sent, so an address
+from another login (or forged) is refused. `--status` tells the refresh token's age and time left
+without showing it.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -22,13 +24,32 @@ from typing import TextIO
 from urllib.parse import unquote, urlencode, urlsplit
 
 import requests
-from dotenv import find_dotenv, load_dotenv
 
 from gexbot import __version__
+from gexbot.auth_destination import (
+    check_destination,
+    check_env_file_readable,
+    rescue,
+    rescue_folders,
+)
 from gexbot.core.session import EASTERN
-from gexbot.errors import EXIT_AUTH, EXIT_BUG, EXIT_OK, AuthError, ConfigError, GexbotError
-from gexbot.market.oauth import AUTHORIZE_PATH, TokenEndpoint, TokenRefused, TokenUnavailable
-from gexbot.market.schwab_config import CONNECT_TIMEOUT_S, base_url_from_env
+from gexbot.environment import ENV_FILE, load_environment
+from gexbot.errors import (
+    EXIT_AUTH,
+    EXIT_BUG,
+    EXIT_CONFIG,
+    EXIT_OK,
+    AuthError,
+    ConfigError,
+    GexbotError,
+)
+from gexbot.market.schwab_config import CONNECT_TIMEOUT_S, base_url_from_env, foreign_host_warning
+from gexbot.market.token_endpoint import (
+    AUTHORIZE_PATH,
+    TokenEndpoint,
+    TokenRefused,
+    TokenUnavailable,
+)
 from gexbot.market.tokens import (
     ISSUED_AT_ENV,
     REFRESH_TOKEN_ENV,
@@ -42,6 +63,8 @@ from gexbot.market.tokens import (
     token_file_path,
     update_env_file,
 )
+from gexbot.redaction import MIN_SECRET_CHARS, Masker, basic_credentials, too_short
+from gexbot.settings import Secrets
 
 CALLBACK_ENV = "SCHWAB_CALLBACK_URL"
 DEFAULT_CALLBACK = "https://127.0.0.1"
@@ -70,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--env-file",
         type=Path,
-        help=f"the .env file to write when {TOKEN_FILE_ENV} is not set (default: the .env"
-        " file the daemons read)",
+        metavar="PATH",
+        help=f"read settings from PATH instead of ./.env, and write the token there when"
+        f" {TOKEN_FILE_ENV} is not set",
     )
     parser.add_argument("--version", action="version", version=f"gexbot {__version__}")
     return parser
@@ -86,14 +110,19 @@ def main(
     now: Clock | None = None,
     session: requests.Session | None = None,
 ) -> int:
-    """Run the tool; the return value is the exit code (3 when Schwab refused)."""
-    if environ is None:
-        load_dotenv(override=False)
-        environ = os.environ
+    """Run the tool; the return value is the exit code (3 when Schwab refused).
+
+    `environ` replaces the command's environment (`./.env` or `--env-file` under the process
+    environment) in tests.
+    """
     args = build_parser().parse_args(argv)
     out = stdout if stdout is not None else sys.stdout
     clock = now if now is not None else (lambda: datetime.now(UTC))
     try:
+        if environ is None:
+            environ = load_environment(args.env_file)
+        else:
+            Secrets.from_env(environ)
         if args.status:
             return show_status(environ, out, clock())
         return authorize(
@@ -140,11 +169,14 @@ def authorize_url(base_url: str, app_key: str, callback: str, state: str) -> str
     return f"{base_url}{AUTHORIZE_PATH}?{query}"
 
 
-def code_from(pasted: str, state: str) -> str:
+def code_from(pasted: str, state: str, masker: Masker | None = None) -> str:
     """The authorization code in the pasted redirect address, decoded (``%40`` -> ``@``).
 
-    Only percent-escapes are decoded, not ``+``: a code is not form text.
+    Only percent-escapes are decoded, not ``+``: a code is not form text. The address must carry
+    the `state` this run sent: without it, or with another, it is not the answer to this login.
+    `masker` masks what the address says back (an error text) before it is cut and shown.
     """
+    masker = masker if masker is not None else Masker()
     text = pasted.strip()
     if not text:
         raise ConfigError("nothing was pasted: run python -m gexbot.auth again")
@@ -153,17 +185,28 @@ def code_from(pasted: str, state: str) -> str:
         name, _, value = pair.partition("=")
         fields.setdefault(unquote(name), unquote(value))
     if "error" in fields:
-        raise AuthError(f"Schwab did not authorize the app (error={fields['error'][:60]})")
+        said = masker.clip(fields["error"], 60)
+        raise AuthError(f"Schwab did not authorize the app (error={said})")
     code = fields.get("code", "")
     if not code:
         raise ConfigError(
             "the pasted address has no code=... in it: paste the whole address of the page"
             " Schwab sent the browser to"
         )
-    if "state" in fields and fields["state"] != state:
+    if "state" not in fields:
+        raise ConfigError(
+            "the pasted address has no state=... in it, so it cannot be told from another"
+            " login's: paste the whole address the browser landed on after the URL printed here"
+        )
+    if fields["state"] != state:
         raise ConfigError(
             "the pasted address comes from another login (its state does not match):"
             " run python -m gexbot.auth again and use the URL it prints"
+        )
+    if too_short(code):
+        raise ConfigError(
+            f"the code in the pasted address has under {MIN_SECRET_CHARS} characters, too few"
+            " to be Schwab's: paste the whole address"
         )
     return code
 
@@ -182,6 +225,11 @@ def authorize(
     app_key = _credential(environ, "SCHWAB_APP_KEY", "App Key of your app at developer.schwab.com")
     app_secret = _credential(environ, "SCHWAB_APP_SECRET", "Secret of your app")
     base = base_url_from_env(environ)
+    destination = _destination(environ, env_file)
+    warning = foreign_host_warning(base)
+    if warning is not None:
+        print(f"warning: {warning}", file=out)
+    masker = Masker([app_key, app_secret, basic_credentials(app_key, app_secret)])
     state = secrets.token_urlsafe(16)
     print("1. Open this address in a browser, log in to Schwab and approve the accounts:", file=out)
     print(f"\n   {authorize_url(base, app_key, callback, state)}\n", file=out)
@@ -192,9 +240,9 @@ def authorize(
         file=out,
     )
     out.flush()
-    code = code_from(stdin.readline(), state)
+    code = code_from(stdin.readline(), state, masker)
     endpoint = TokenEndpoint(
-        session, base, app_key, app_secret, (CONNECT_TIMEOUT_S, EXCHANGE_TIMEOUT_S)
+        session, base, app_key, app_secret, (CONNECT_TIMEOUT_S, EXCHANGE_TIMEOUT_S), masker
     )
     try:
         grant = endpoint.exchange_code(code, callback)
@@ -215,7 +263,12 @@ def authorize(
     tokens = Tokens(grant.refresh_token, issued).with_access(
         grant.access_token, issued, issued + timedelta(seconds=grant.expires_in_s)
     )
-    where = _store(environ, tokens, issued, env_file)
+    try:
+        where = _store(environ, tokens, issued, destination)
+    except OSError as exc:
+        is_token_file = token_file_path(environ) is not None
+        print(_rescued(destination, exc, tokens, issued, is_token_file), file=out)
+        return EXIT_CONFIG
     expires = issued + REFRESH_TOKEN_LIFETIME
     print(
         f"\nAuthorized. The refresh token and its issue time are in {where} (mode 600);"
@@ -231,25 +284,53 @@ def authorize(
     return EXIT_OK
 
 
-def _store(
-    environ: Mapping[str, str], tokens: Tokens, issued: datetime, env_file: Path | None
-) -> Path:
-    """Write the new tokens where the daemons read them; returns the file written."""
+def _destination(environ: Mapping[str, str], env_file: Path | None) -> Path:
+    """Where the token goes, checked now, before the browser step spends a code."""
     path = token_file_path(environ)
     if path is not None:
-        file = TokenFile(path)
+        check_destination(path, TOKEN_FILE_ENV, lock=True)
+        return path
+    target = env_file if env_file is not None else Path(ENV_FILE).absolute()
+    check_destination(target, "--env-file" if env_file is not None else ENV_FILE, lock=False)
+    check_env_file_readable(target)
+    return target
+
+
+def _store(
+    environ: Mapping[str, str], tokens: Tokens, issued: datetime, destination: Path
+) -> Path:
+    """Write the new tokens where the daemons read them; returns the file written."""
+    if token_file_path(environ) is not None:
+        file = TokenFile(destination)
         with file.locked():
             file.write(tokens)
-        return path
-    target = env_file if env_file is not None else Path(find_dotenv() or ".env")
+        return destination
     update_env_file(
-        target,
+        destination,
         {
             REFRESH_TOKEN_ENV: tokens.refresh_token,
             ISSUED_AT_ENV: issued.isoformat(timespec="seconds"),
         },
     )
-    return target
+    return destination
+
+
+def _rescued(
+    destination: Path, problem: OSError, tokens: Tokens, issued: datetime, is_token_file: bool
+) -> str:
+    """Save a token its destination refused elsewhere; the one line that says where."""
+    why = problem.strerror or type(problem).__name__
+    saved = rescue(tokens, issued, rescue_folders())
+    if saved is None:
+        return (
+            f"error: could not write {destination} ({why}), nor a copy in the working or home"
+            " folder: the new token is lost; fix the folder and run python -m gexbot.auth again"
+        )
+    move = f", or move it to {destination}" if is_token_file else ""
+    return (
+        f"error: could not write {destination} ({why}); the new token is saved in {saved}"
+        f" (mode 600): set {TOKEN_FILE_ENV}={saved}{move}"
+    )
 
 
 def _eastern(moment: datetime) -> str:

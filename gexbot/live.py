@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import threading
@@ -17,18 +16,17 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from dotenv import load_dotenv
-
 from gexbot import __version__
 from gexbot.core.engine import EngineParams, initial_state
 from gexbot.core.hmm import HmmModel, model_to_dict
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import SessionTimes, State
+from gexbot.environment import Environment, add_env_file_argument, load_environment
 from gexbot.errors import EXIT_OK, AuthError, ConfigError, ModelError, exit_code_of
 from gexbot.market.feed import MarketFeed
 from gexbot.market.replay import ReplayTransport
 from gexbot.model_io import read_model
-from gexbot.settings import Preset, Secrets, load_variant
+from gexbot.settings import Preset, load_variant
 from gexbot.shell.auth_gate import AuthGate, fingerprint
 from gexbot.shell.clock import Clock, RealClock, SimClock
 from gexbot.shell.discord import DiscordNotifier
@@ -124,21 +122,29 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument(
         "--log-level", help="DEBUG, INFO, WARNING... (default GEXBOT_LOG_LEVEL or INFO)"
     )
+    add_env_file_argument(parser)
     parser.add_argument("--version", action="version", version=f"gexbot {__version__}")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the daemon; the return value is the process exit code."""
-    load_dotenv(override=False)
     args = build_parser().parse_args(argv)
     return exit_code_of(lambda: run(args), log)
 
 
 def run(args: argparse.Namespace) -> int:
     """Wire the daemon from parsed arguments and run it to the end of its sessions."""
-    secrets = Secrets.from_env()
-    redactor = setup_logging(args.log_level, args.log_format, secrets.values())
+    try:
+        env = load_environment(args.env_file)
+    except ConfigError:
+        setup_logging("INFO", args.log_format, ())  # the refusal prints like any other line
+        raise
+    secrets = env.secrets
+    redactor = setup_logging(args.log_level, args.log_format, secrets.values(), env=env)
+    if env.ignored:
+        log.info("%s: %s ignored (gexbot reads only SCHWAB_*, GEXBOT_* and DISCORD_* there)",
+                 env.env_file, ", ".join(env.ignored))
     _check_args(args)
     preset = load_variant(args.variant, args.preset)
     label = preset.variant.upper()
@@ -148,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         webhook = None
     notifier = DiscordNotifier(webhook, redact=redactor.redact, logger=logging.getLogger("gexbot"))
     try:
-        return _run_daemon(args, preset, notifier, redactor)
+        return _run_daemon(args, env, preset, notifier, redactor)
     except ModelError as problem:
         notifier.alert(f"{label}: HMM model file problem", str(problem))
         raise
@@ -157,7 +163,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_daemon(
-    args: argparse.Namespace, preset: Preset, notifier: DiscordNotifier, redactor: Redactor
+    args: argparse.Namespace,
+    env: Environment,
+    preset: Preset,
+    notifier: DiscordNotifier,
+    redactor: Redactor,
 ) -> int:
     label = preset.variant.upper()
     model_file = args.model if args.model is not None else preset.model_file()
@@ -172,7 +182,7 @@ def _run_daemon(
     )
     stop = threading.Event()
     _install_signal_handlers(stop)
-    market = open_market(options, preset, calendar)
+    market = open_market(options, preset, calendar, env)
     if market.replay is not None and args.model is None:
         model = _replay_model(market.replay, model)
     _attach(market, redactor, notifier, label)
@@ -202,7 +212,9 @@ def _run_daemon(
         batch_minutes=FAST_BATCH if fast else 1,
         redact=redactor.redact,
     ) as store:
-        gate = _auth_gate(options, store, notifier, label)
+        gate = _auth_gate(options, env, store, notifier, label)
+        if gate is not None:
+            _resume_wait(market, gate)
         state = store.restore() or initial_state(params)
         if state.last_minute is not None:
             log.info("resuming after %s with balance %.2f", state.last_minute, state.balance)
@@ -214,7 +226,8 @@ def _run_daemon(
             feed=feed,
             clock=clock,
             store=store,
-            sinks=[console.handle, notifier.handle, summary.add, metrics.handle],
+            sinks=[console.handle, notifier.handle, summary.add, metrics.handle]
+            + ([gate.save_wait] if gate is not None else []),
             alerter=notifier,
             stop=stop,
             state=state,
@@ -230,6 +243,8 @@ def _run_daemon(
             raise
         finally:
             console.close()
+            if gate is not None:
+                gate.save_wait()
             if health is not None:
                 health.stop()
             _close_transport(market.transport)
@@ -282,15 +297,22 @@ def _attach(market: Market, redactor: Redactor, notifier: DiscordNotifier, label
         )
 
 
+def _resume_wait(market: Market, gate: AuthGate) -> None:
+    """Go on with a wait after a passing refusal that a previous run remembered."""
+    watch = getattr(market.transport, "watch_refusals", None)
+    if callable(watch):
+        watch(gate.waiting(), gate.note_wait)
+
+
 def _auth_gate(
-    options: SourceOptions, store: Store, notifier: DiscordNotifier, label: str
+    options: SourceOptions, env: Environment, store: Store, notifier: DiscordNotifier, label: str
 ) -> AuthGate | None:
     """For Schwab data: refuse to start while the credentials Schwab refused are still in place."""
     if not options.live:
         return None
     from gexbot.market.schwab_config import SchwabConfig
 
-    config = SchwabConfig.from_env(os.environ)
+    config = SchwabConfig.from_env(env)
     gate = AuthGate(
         store,
         fingerprint(config.app_key, config.tokens.refresh_token),

@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from dotenv import load_dotenv
 
 from gexbot import __version__
 from gexbot.core.engine import EngineParams, initial_state
 from gexbot.core.hmm import model_from_dict
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import SessionTimes
+from gexbot.environment import Environment, add_env_file_argument, is_ours, load_environment
 from gexbot.errors import EXIT_OK, ConfigError, ModelError, exit_code_of
 from gexbot.market.replay import ReplayTransport, minute_key
 from gexbot.model_io import read_model
@@ -47,7 +47,6 @@ from gexbot.sources import Market
 
 EXIT_DIFFERENT = 1
 SKIP = "SKIP"
-SECRET_ENV = ("SCHWAB_APP_KEY", "SCHWAB_APP_SECRET", "SCHWAB_REFRESH_TOKEN", "GEXBOT_TOKEN_FILE")
 log = logging.getLogger("gexbot.reconcile")
 
 
@@ -229,23 +228,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="keep the replay databases in DIR instead of a temporary folder")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING... (default INFO)")
+    add_env_file_argument(parser)
     parser.add_argument("--version", action="version", version=f"gexbot {__version__}")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Reconcile; the return value is the exit code."""
-    load_dotenv(override=False)
     args = build_parser().parse_args(argv)
 
     def command() -> int:
-        setup_logging(args.log_level, "text", ())
-        return run(args)
+        setup_logging("INFO", "text", ())
+        env = load_environment(args.env_file)
+        setup_logging(args.log_level, "text", env.secrets.values(), env=env)
+        return run(args, env)
 
     return exit_code_of(command, log)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, env: Environment) -> int:
     """Replay each run of recorded sessions, compare, print the verdict."""
     if not args.db.is_file():
         raise ConfigError(f"{args.db}: no such database file")
@@ -271,8 +272,9 @@ def run(args: argparse.Namespace) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         runs = blocks(sessions, calendar, lambda s: _recorded_model(replay, s))
         for number, run_of in enumerate(runs, start=1):
-            found = _reconcile_run(args, replay, preset, folder / f"replay-{variant}-{number}",
-                                   run_of, decisions, trades, tally)
+            found = _reconcile_run(args, env, replay, preset,
+                                   folder / f"replay-{variant}-{number}", run_of, decisions,
+                                   trades, tally)
             if found is not None:
                 print(found.describe())
                 return EXIT_DIFFERENT
@@ -290,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _reconcile_run(
     args: argparse.Namespace,
+    env: Environment,
     replay: ReplayTransport,
     preset: Preset,
     stem: Path,
@@ -305,7 +308,7 @@ def _reconcile_run(
     model = _model_file(args, replay, preset, run_of[0], stem)
     _seed(database, preset, model, decisions, run_of[0])
     files = [path for session in run_of for path in replay.files(session.date)]
-    _replay(args, preset.variant, files, database, model)
+    _replay(args, env, preset.variant, files, database, model)
     with Store(database, preset.variant, hold_open=True, logger=log) as store:
         ours, our_trades = store.decisions_frame(preset.variant), store.trades_frame(preset.variant)
     recorded = frozenset().union(*(replay.recorded_minutes(s.date) for s in run_of))
@@ -379,17 +382,22 @@ def _seed(database: Path, preset: Preset, model_file: Path, decisions: pd.DataFr
              f"{at:%Y-%m-%d %H:%M}")
 
 
-def _replay(args: argparse.Namespace, variant: str, files: Iterable[Path], database: Path,
-            model: Path) -> None:
-    """Run the daemon on the recordings, without secrets and without Discord."""
+def _replay(args: argparse.Namespace, env: Environment, variant: str, files: Iterable[Path],
+            database: Path, model: Path) -> None:
+    """Run the daemon on the recordings, without Discord.
+
+    It is given the secrets this command knows (in its environment, never on its command line),
+    only so that it masks them in what it prints and writes, and reads no `.env` of its own.
+    """
     command = [sys.executable, "-m", "gexbot.live", "--variant", variant, "--replay",
                *map(str, files), "--db", str(database), "--model", str(model),
-               "--log-level", "WARNING"]
+               "--log-level", "WARNING", "--env-file", os.devnull]
     if args.preset is not None:
         command += ["--preset", str(args.preset)]
-    env = {key: value for key, value in os.environ.items() if key not in SECRET_ENV}
-    env["DISCORD_WEBHOOK_URL"] = ""
-    done = subprocess.run(command, env=env, check=False)  # noqa: S603
+    child = {key: value for key, value in os.environ.items() if not is_ours(key)}
+    child.update(env)
+    child["DISCORD_WEBHOOK_URL"] = ""
+    done = subprocess.run(command, env=child, check=False)  # noqa: S603
     if done.returncode != EXIT_OK:
         raise ConfigError(f"the replay of {database.name} failed (exit {done.returncode})")
 

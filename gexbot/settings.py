@@ -11,11 +11,11 @@ balance, multiplier or simulated-market parameter trades on in NaN or allocates 
 
 from __future__ import annotations
 
-import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import (
@@ -29,6 +29,7 @@ from pydantic import (
 
 from gexbot.documents import DocumentError, NotAFileError, load_yaml, read_text
 from gexbot.errors import ConfigError
+from gexbot.redaction import MIN_SECRET_CHARS, basic_credentials, too_short
 
 PRESET_DIR = Path(__file__).parent / "presets"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -329,7 +330,13 @@ class Secrets:
         return f"Secrets({shown})"
 
     def values(self) -> tuple[str, ...]:
-        """Every secret that is set, for the log redactor."""
+        """Every secret that is set, for the maskers; with the app key and secret, also the
+        HTTP Basic value made of both, which a server echoing its request headers may show."""
+        basic = (
+            basic_credentials(self.app_key, self.app_secret)
+            if self.app_key and self.app_secret
+            else None
+        )
         return tuple(
             value
             for value in (
@@ -337,17 +344,26 @@ class Secrets:
                 self.app_secret,
                 self.refresh_token,
                 self.discord_webhook_url,
+                basic,
             )
             if value
         )
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Secrets:
-        """Read the secrets from `env` (default: the process environment, after `.env`)."""
-        source: Any = os.environ if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> Secrets:
+        """Read the secrets from `env` (a command's `Environment`, or a plain dict in tests).
+
+        A value too short to be a real credential is a `ConfigError` naming the variable (never
+        the value): it would be a placeholder, and masking it would blank text everywhere.
+        """
 
         def get(name: str) -> str | None:
-            value = source.get(name, "").strip()
+            value = env.get(name, "").strip()
+            if too_short(value):
+                raise ConfigError(
+                    f"{name} has {len(value)} characters, too few for a real credential (at"
+                    f" least {MIN_SECRET_CHARS}): check .env or the environment"
+                )
             return value or None
 
         return cls(

@@ -7,7 +7,6 @@ whichever source is chosen.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,9 +93,13 @@ def open_market(
     options: SourceOptions,
     preset: Preset,
     calendar: TradingCalendar,
-    environ: Mapping[str, str] | None = None,
+    env: Mapping[str, str],
 ) -> Market:
-    """The transport for the chosen market, wrapped in a recorder when asked."""
+    """The transport for the chosen market, wrapped in a recorder when asked.
+
+    `env` is the command's `Environment` (a plain mapping in tests): Schwab's settings, and the
+    secrets a recorder masks.
+    """
     replay: ReplayTransport | None = None
     transport: Transport
     if options.replay:
@@ -110,7 +113,7 @@ def open_market(
     else:
         from gexbot.market.schwab import open_schwab
 
-        transport = open_schwab(os.environ if environ is None else environ)
+        transport = open_schwab(env)
     if options.record is not None:
         from gexbot.market.recording import RecordingTransport
 
@@ -128,7 +131,7 @@ def open_market(
                 "model": _model_document(options.model or preset.model_file()),
             },
             session_of=lambda at: at.astimezone(EASTERN).date(),
-            secrets=Secrets.from_env(None if environ is None else dict(environ)).values(),
+            secrets=Secrets.from_env(env).values(),
         )
     return Market(transport=transport, replay=replay)
 

@@ -12,21 +12,22 @@ import dataclasses
 import importlib.metadata
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from dotenv import load_dotenv
 from tqdm import tqdm
 
 from gexbot import __version__
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import FloatArray, SessionTimes
+from gexbot.environment import Environment, add_env_file_argument, load_environment
 from gexbot.errors import EXIT_OK, ConfigError, DataError, ModelError, exit_code_of
 from gexbot.market.feed import history_params
 from gexbot.market.parse import parse_history
 from gexbot.model_io import import_pickle, write_model
 from gexbot.settings import Preset, load_variant, resolve_path
+from gexbot.shell.logs import setup_logging
 from gexbot.sources import Market, SourceOptions, open_market
 from gexbot.training import FitResult, fit_hmm, session_returns
 
@@ -69,20 +70,30 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="confirm FILE is yours: unpickling runs code from the file",
     )
+    add_env_file_argument(parser)
     parser.add_argument("--version", action="version", version=f"gexbot {__version__}")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Train (or import) and write the model; the return value is the exit code."""
-    load_dotenv(override=False)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     args = build_parser().parse_args(argv)
-    return exit_code_of(lambda: run(args), log)
+
+    def command() -> int:
+        setup_logging("INFO", "text", ())
+        env = load_environment(args.env_file)
+        redactor = setup_logging(None, "text", env.secrets.values(), env=env)
+        return run(args, env, redactor.add)
+
+    return exit_code_of(command, log)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Gather the data, fit, check and write."""
+def run(
+    args: argparse.Namespace,
+    env: Environment,
+    secret: Callable[[str], None] = lambda _: None,
+) -> int:
+    """Gather the data, fit, check and write; `secret` registers tokens learnt with the logs."""
     preset = load_variant(args.variant, args.preset)
     out = args.out if args.out is not None else resolve_path(preset.model_path)
     if args.import_pickle is not None:
@@ -93,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
 
     calendar = TradingCalendar(preset.calendar, preset.strategy.flatten_minutes_before_close)
     options = SourceOptions(source=args.source, seed=args.seed, replay=args.replay, record=None)
-    market = open_market(options, preset, calendar)
+    market = open_market(options, preset, calendar, env)
+    register = getattr(market.transport, "register_redactor", None)
+    if callable(register):
+        register(secret)
     asked = _training_sessions(args, preset, calendar, market)
     gathered = gather_closes(market, options, preset, asked)
     sessions = [session for session, _ in gathered]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 from typing import Any
@@ -130,14 +131,15 @@ def test_the_shipped_preset_must_be_of_its_variant(monkeypatch: pytest.MonkeyPat
 
 
 def test_secrets_never_show_in_repr() -> None:
-    secrets = Secrets.from_env({
-        "SCHWAB_APP_KEY": "key-123", "SCHWAB_APP_SECRET": "secret-456",
-        "SCHWAB_REFRESH_TOKEN": "refresh-789", "DISCORD_WEBHOOK_URL": "https://hook/abc",
-    })
+    values = ("key-123-abcdef", "secret-456-ghij", "refresh-789-klmn", "https://hook/abc")
+    secrets = Secrets.from_env(dict(zip(
+        ("SCHWAB_APP_KEY", "SCHWAB_APP_SECRET", "SCHWAB_REFRESH_TOKEN", "DISCORD_WEBHOOK_URL"),
+        values, strict=True)))  # fmt: skip
     shown = repr(secrets)
-    for value in ("key-123", "secret-456", "refresh-789", "https://hook/abc"):
+    for value in values:
         assert value not in shown
-    assert secrets.values() == ("key-123", "secret-456", "refresh-789", "https://hook/abc")
+    basic = base64.b64encode(b"key-123-abcdef:secret-456-ghij").decode()
+    assert secrets.values() == (*values, basic)
     assert Secrets.from_env({"SCHWAB_APP_KEY": "  "}).app_key is None
 
 
@@ -281,3 +283,19 @@ def test_a_preset_of_another_variant_is_refused(tmp_path: Path) -> None:
 def test_a_variant_name_never_builds_a_path(name: str) -> None:
     with pytest.raises(ConfigError, match="is not a variant name"):
         preset_path(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["SCHWAB_APP_KEY", "SCHWAB_APP_SECRET", "SCHWAB_REFRESH_TOKEN", "DISCORD_WEBHOOK_URL"]
+)
+@pytest.mark.parametrize("value", ["x", "%", "\\", "abc123-+/=.", " short "])
+def test_a_secret_too_short_to_be_real_is_refused_without_showing_it(
+    name: str, value: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Secrets.from_env({name: value})
+    message = str(refused.value)
+    assert message.startswith(f"{name} has {len(value.strip())} characters, too few")
+    assert "at least 12" in message
+    assert value.strip() not in message.removeprefix(name)
+    assert Secrets.from_env({name: "x" * 12}).values()

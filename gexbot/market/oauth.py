@@ -1,37 +1,34 @@
-"""Schwab's OAuth token endpoint, and the access token every data request carries.
+"""The access token every data request carries, kept fresh from the refresh token.
 
-`TokenEndpoint` speaks the two grants (authorization code, refresh token). `AccessTokens` keeps
-the access token fresh on the loop's clock: it refreshes a couple of minutes before the
-30-minute expiry (about every 28 minutes), once for all the threads of a minute, re-reading the
-shared token file first so that a re-authorization or the other daemon's refresh is picked up.
-A refused refresh is final (`AuthError`: only a browser login fixes it); an unreachable token
-endpoint is transient (the current token is used while it lasts, the minute is skipped after).
+`AccessTokens` keeps the access token fresh on the loop's clock: it refreshes a couple of
+minutes before the 30-minute expiry (about every 28 minutes), once for all the threads of a
+minute, re-reading the shared token file first so that a re-authorization or the other daemon's
+refresh is picked up.
+A refused refresh is final (`AuthError`: only a browser login fixes it) unless it is of a kind
+that passes (refusal.py): then Schwab is asked again at a growing interval while minutes are
+skipped, and a new login in the token file ends the wait at once. An unreachable token endpoint
+is transient (the current token is used while it lasts, the minute is skipped after).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
-
-import requests
 
 from gexbot.core.session import EASTERN
 from gexbot.errors import AuthError, ConfigError
+from gexbot.market.refusal import RefusalWait, first_wait, surely_expired
+from gexbot.market.token_endpoint import TokenEndpoint, TokenRefused, TokenUnavailable
 from gexbot.market.tokens import TokenFile, Tokens, describe_span
 
-TOKEN_PATH = "/v1/oauth/token"  # noqa: S105 (a URL path)
-AUTHORIZE_PATH = "/v1/oauth/authorize"
 REFRESH_MARGIN = timedelta(minutes=2)
 """Refresh this long before the access token expires."""
 REFRESH_RETRY = timedelta(seconds=20)
 """After the token endpoint failed, wait this long (loop clock) before asking it again."""
 WARN_BEFORE_EXPIRY = timedelta(hours=24)
-DEFAULT_ACCESS_LIFETIME_S = 1800
 REAUTHORIZE = "re-authorize with `python -m gexbot.auth`"
 log = logging.getLogger("gexbot.schwab")
 
@@ -39,113 +36,8 @@ Alert = Callable[[str, str], None]
 """An operator alert: (title, message)."""
 Secret = Callable[[str], None]
 """Registers a secret with the log redactor."""
-
-
-class TokenUnavailable(Exception):
-    """The token endpoint could not be reached or answered nonsense; it may heal by itself."""
-
-
-class TokenRefused(Exception):
-    """The token endpoint refused the grant (HTTP 400/401): credentials or token are bad."""
-
-    def __init__(self, status: int, error: str | None, description: str | None) -> None:
-        words = f"HTTP {status}"
-        if error:
-            words += f" {error}"
-        if description:
-            words += f": {description}"
-        super().__init__(words)
-        self.status = status
-        self.error = error
-        self.description = description
-
-    @property
-    def bad_client(self) -> bool:
-        """True when Schwab refused the app key/secret rather than the token or code."""
-        about_token = "token" in (self.description or "").lower()
-        return self.status == 401 and self.error == "invalid_client" and not about_token
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """A successful token request: an access token, its lifetime, maybe a refresh token."""
-
-    access_token: str
-    expires_in_s: int
-    refresh_token: str | None
-
-
-def _short(text: object, limit: int = 100) -> str | None:
-    """An error text on one line, bracketed token digests removed, cut to `limit` characters."""
-    if not isinstance(text, str) or not text.strip():
-        return None
-    flat = " ".join(re.sub(r"\[[^\]]*\]", "", text).split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-class TokenEndpoint:
-    """`POST {base}/v1/oauth/token` with HTTP Basic app credentials."""
-
-    def __init__(
-        self,
-        session: requests.Session,
-        base_url: str,
-        app_key: str,
-        app_secret: str,
-        timeout: tuple[float, float],
-    ) -> None:
-        self.url = base_url + TOKEN_PATH
-        self._session = session
-        self._auth = (app_key, app_secret)
-        self._timeout = timeout
-
-    def refresh(self, refresh_token: str, headers: dict[str, str] | None = None) -> Grant:
-        """A new access token from the refresh token."""
-        form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        return self._post(form, headers or {})
-
-    def exchange_code(self, code: str, redirect_uri: str) -> Grant:
-        """Tokens from a browser login's authorization code (single-use, short-lived)."""
-        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri}
-        return self._post(form, {})
-
-    def _post(self, form: dict[str, str], headers: dict[str, str]) -> Grant:
-        try:
-            answer = self._session.post(
-                self.url,
-                data=form,
-                auth=self._auth,
-                headers={"Accept": "application/json", **headers},
-                timeout=self._timeout,
-            )
-        except requests.Timeout:
-            raise TokenUnavailable(f"timeout after {self._timeout[1]:g} s") from None
-        except requests.RequestException as exc:
-            raise TokenUnavailable(f"connection error ({type(exc).__name__})") from None
-        body = _json(answer)
-        if answer.status_code in (400, 401):
-            error = body.get("error") if isinstance(body, dict) else None
-            described = body.get("error_description") if isinstance(body, dict) else None
-            raise TokenRefused(answer.status_code, _short(error, 60), _short(described))
-        if answer.status_code != 200:
-            raise TokenUnavailable(f"HTTP {answer.status_code}")
-        if not isinstance(body, dict):
-            raise TokenUnavailable("HTTP 200 without a JSON object")
-        access = body.get("access_token")
-        if not isinstance(access, str) or not access:
-            raise TokenUnavailable("HTTP 200 without an access_token")
-        lifetime = body.get("expires_in")
-        if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime <= 0:
-            lifetime = DEFAULT_ACCESS_LIFETIME_S
-        refresh = body.get("refresh_token")
-        return Grant(access, lifetime, refresh if isinstance(refresh, str) and refresh else None)
-
-
-def _json(answer: requests.Response) -> Any:
-    try:
-        return answer.json()
-    except ValueError:
-        return None
+WaitListener = Callable[[RefusalWait | None], None]
+"""Told each time the wait after a passing refusal starts, grows or ends (None)."""
 
 
 class AccessTokens:
@@ -177,6 +69,10 @@ class AccessTokens:
         self._lock = threading.Lock()
         self._alert: Alert | None = None
         self._refused: str | None = None
+        self._wait: RefusalWait | None = None
+        self._refused_access: str | None = None
+        """The last access token a data request was refused with (see `_unusable`)."""
+        self._on_wait: WaitListener = lambda _wait: None
         self._retry_at: datetime | None = None
         self._problem = ""
         self._warned_day: object = None
@@ -194,6 +90,21 @@ class AccessTokens:
         """Where the refresh token's expiry warning goes besides the log."""
         self._alert = alert
 
+    def watch_refusals(self, resume: RefusalWait | None, listener: WaitListener) -> None:
+        """Go on with a wait a previous run remembered (no request to Schwab before its time),
+        and tell `listener` about every change, so that the next run can do the same."""
+        with self._lock:
+            self._on_wait = listener
+            self._wait = resume
+            if resume is not None:
+                self._problem = resume.message
+                log.warning("%s", resume.message)
+
+    @property
+    def waiting(self) -> RefusalWait | None:
+        """The wait after a passing refusal, None when there is none."""
+        return self._wait
+
     def current(self, at: datetime) -> str:
         """An access token good at clock time `at`, refreshing it first when due.
 
@@ -203,8 +114,9 @@ class AccessTokens:
         with self._lock:
             self._check_refused()
             self._warn_expiry(at)
-            if self._tokens.access_usable(at, REFRESH_MARGIN):
-                return self._tokens.access_token  # type: ignore[return-value]
+            held = self._tokens.access_token
+            if held != self._unusable() and self._tokens.access_usable(at, REFRESH_MARGIN):
+                return held  # type: ignore[return-value]
             return self._refresh(at, rejected=None)
 
     def replace(self, rejected: str, at: datetime) -> str:
@@ -215,6 +127,7 @@ class AccessTokens:
         """
         with self._lock:
             self._check_refused()
+            self._refused_access = rejected
             held = self._tokens.access_token
             if held is not None and held != rejected and self._tokens.access_usable(at, _ZERO):
                 return held
@@ -224,12 +137,30 @@ class AccessTokens:
         if self._refused is not None:
             raise AuthError(self._refused)
 
+    def _unusable(self) -> str | None:
+        """The access token not to offer again while waiting on a refusal: the one Schwab's
+        data endpoints refused (else each waiting minute would send it, to be refused again)."""
+        return self._refused_access if self._wait is not None else None
+
+    def _paused(self, at: datetime) -> bool:
+        """True while no token request may go out: after a failure, or waiting on a refusal."""
+        if self._retry_at is not None and at < self._retry_at:
+            return True
+        return self._wait is not None and at < self._wait.next_at
+
     def _refresh(self, at: datetime, rejected: str | None) -> str:
+        if self._wait is not None and self._file is not None and self._paused(at):
+            # A new login, or the other daemon getting through, ends the wait at once.
+            adopted = self._adopt_file(self._file, at, rejected)
+            if adopted is not None:
+                return adopted
         held = self._tokens
-        still_good = held.access_token if held.access_token != rejected else None
+        still_good = (
+            held.access_token if held.access_token not in (rejected, self._unusable()) else None
+        )
         if still_good is not None and not held.access_usable(at, _ZERO):
             still_good = None
-        if self._retry_at is not None and at < self._retry_at:
+        if self._paused(at):
             if still_good is not None:
                 return still_good
             raise TokenUnavailable(self._problem)
@@ -257,6 +188,7 @@ class AccessTokens:
             if held.newer_than(on_disk):
                 return None
             self._secret(on_disk.refresh_token)
+            self._end_wait(at, f"a new refresh token in {file.path}")
             issued = on_disk.refresh_issued_at
             log.info(
                 "picked up a new Schwab refresh token from %s (issued %s)",
@@ -268,8 +200,15 @@ class AccessTokens:
             self._tokens = on_disk
             self._warned_day = None
         access = on_disk.access_token
-        if access is not None and access != rejected and on_disk.access_usable(at, REFRESH_MARGIN):
+        refused = (rejected, self._unusable())
+        if (
+            access is not None
+            and access not in refused
+            and on_disk.access_usable(at, REFRESH_MARGIN)
+        ):
             self._secret(access)
+            if access != held.access_token:
+                self._end_wait(at, "the other process's refresh")
             self._tokens = on_disk
             log.debug("using the access token another process refreshed")
             return access
@@ -279,7 +218,10 @@ class AccessTokens:
         try:
             grant = self._endpoint.refresh(held.refresh_token, self._headers(at))
         except TokenRefused as refused:
-            self._refused = self._refusal(refused, held, at)
+            since = self._wait.since if self._wait is not None else at
+            if refused.may_pass and not surely_expired(held.refresh_issued_at, since, at):
+                return self._wait_after(refused, held, at)
+            self._refused = self._refusal(refused, held, at, since)
             raise AuthError(self._refused) from None
         except TokenUnavailable as problem:
             self._problem = f"Schwab token endpoint: {problem}"
@@ -294,6 +236,7 @@ class AccessTokens:
                 return still_good
             raise TokenUnavailable(self._problem) from None
         self._retry_at = None
+        self._end_wait(at, "Schwab's answer")
         self._secret(grant.access_token)
         refresh = held.refresh_token
         if grant.refresh_token is not None and grant.refresh_token != refresh:
@@ -322,7 +265,52 @@ class AccessTokens:
                 exc.strerror,
             )
 
-    def _refusal(self, refused: TokenRefused, held: Tokens, at: datetime) -> str:
+    def _wait_after(self, refused: TokenRefused, held: Tokens, at: datetime) -> str:
+        """Wait to ask again after a refusal that may pass; the still-good token, else raise."""
+        wait = first_wait(at, "") if self._wait is None else self._wait.after_refusal(at, "")
+        issued = held.refresh_issued_at
+        age = "" if issued is None else f", issued {describe_span(at - issued)} ago,"
+        message = (
+            f"Schwab refused the refresh token ({refused}); it{age} can still be alive and such"
+            f" refusals have passed before: asking again at {_hhmm(wait.next_at)}"
+            f" (refusal {wait.refusals}, since {_hhmm(wait.since)}); a new login"
+            " (python -m gexbot.auth) ends the wait"
+        )
+        wait = replace(wait, message=message)
+        log.warning("%s", message)
+        if self._alert is not None and wait.alert_due(at):
+            self._alert("Schwab refused the refresh token, asking again", message)
+            wait = wait.alerted(at)
+        self._set_wait(wait)
+        self._problem = message
+        access = held.access_token
+        if access is not None and access != self._unusable() and held.access_usable(at, _ZERO):
+            return access
+        raise TokenUnavailable(message)
+
+    def _end_wait(self, at: datetime, what: str) -> None:
+        wait = self._wait
+        if wait is None:
+            return
+        message = (
+            f"Schwab accepts the refresh token again ({what}) after {wait.refusals} refusal(s)"
+            f" since {_hhmm(wait.since)}"
+        )
+        log.info("%s", message)
+        if self._alert is not None and wait.alerted_on is not None:
+            self._alert("Schwab accepts the refresh token again", message)
+        self._set_wait(None)
+
+    def _set_wait(self, wait: RefusalWait | None) -> None:
+        self._wait = wait
+        try:
+            self._on_wait(wait)
+        except Exception:
+            log.exception("could not remember the wait for Schwab's token endpoint")
+
+    def _refusal(
+        self, refused: TokenRefused, held: Tokens, at: datetime, since: datetime | None = None
+    ) -> str:
         if refused.bad_client:
             return (
                 f"Schwab refused the app credentials ({refused}): check SCHWAB_APP_KEY and"
@@ -330,6 +318,8 @@ class AccessTokens:
             )
         issued = held.refresh_issued_at
         age = "" if issued is None else f"; it was issued {describe_span(at - issued)} ago"
+        if issued is None and since is not None and since < at:
+            age = f"; refused since {describe_span(at - since)} ago"
         where = f" (token file {self._file.path})" if self._file is not None else ""
         return f"Schwab refused the refresh token ({refused}){age}: {REAUTHORIZE}{where}"
 
@@ -372,6 +362,10 @@ class AccessTokens:
         log.warning("%s", message)
         if self._alert is not None:
             self._alert(title, message)
+
+
+def _hhmm(moment: datetime) -> str:
+    return f"{moment.astimezone(EASTERN):%Y-%m-%d %H:%M %Z}"
 
 
 _ZERO = timedelta(0)

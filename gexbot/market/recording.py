@@ -5,7 +5,8 @@ parser sees: the endpoint, the query parameters, the status, the decoded body an
 transport's error words. Token requests happen inside the Schwab transport and never cross
 this seam; headers are not part of an `Exchange`. As a second guard, every secret the process
 knows (from the environment, and each token the live transport registers as it gets one) is
-masked in a line before it is written.
+masked in a line before it is written, in every spelling (`gexbot.redaction`): a secret holding
+a quote or a backslash is JSON-escaped in the line.
 
 A recorder never stops the daemon: if its disk fails it says so once and trading goes on.
 """
@@ -24,7 +25,7 @@ from gexbot.core.session import EASTERN
 from gexbot.errors import ConfigError
 from gexbot.market import recfile
 from gexbot.market.transport import ENDPOINTS, Endpoint, Exchange, Transport
-from gexbot.shell.logs import Redactor
+from gexbot.redaction import Masker
 
 log = logging.getLogger("gexbot.recording")
 
@@ -78,9 +79,7 @@ class RecordingTransport:
         self.variant = variant
         self._extra = dict(header_extra or {})
         self._session_of = session_of
-        known = tuple(secret for secret in secrets if secret)
-        self._redactor = Redactor(known)
-        self._masking = bool(known)
+        self._masker = Masker(secrets)
         self._lock = threading.Lock()
         self._day: date | None = None
         self._writer: recfile.MemberWriter | None = None
@@ -107,9 +106,7 @@ class RecordingTransport:
 
         def both(secret: str) -> None:
             add(secret)
-            with self._lock:
-                self._redactor.add(secret)
-                self._masking = self._masking or bool(secret)
+            self._masker.add(secret)
 
         inner(both)
 
@@ -118,6 +115,12 @@ class RecordingTransport:
         inner = getattr(self.transport, "set_alerter", None)
         if callable(inner):
             inner(alert)
+
+    def watch_refusals(self, resume: object, listener: Callable[[Any], object]) -> None:
+        """Pass the remembered token wait and its listener on to the wrapped transport."""
+        inner = getattr(self.transport, "watch_refusals", None)
+        if callable(inner):
+            inner(resume, listener)
 
     def close(self) -> None:
         """Finish the open file (gzip trailer) and close the wrapped transport."""
@@ -134,8 +137,8 @@ class RecordingTransport:
         except (TypeError, ValueError) as problem:
             log.error("%s exchange at %s not recorded: %s", exchange.endpoint, at, problem)
             return None
-        if self._masking:
-            masked = self._redactor.redact(text)
+        if self._masker.active:
+            masked = self._masker.mask(text)
             if masked != text:
                 log.warning("a secret appeared in a %s exchange; masked in the recording",
                             exchange.endpoint)
@@ -178,7 +181,7 @@ class RecordingTransport:
         if fresh and not (orphans and recfile.is_header_line(orphans[0])):
             header = recfile.header_line(self.variant, day, self._extra)
             text = json.dumps(header, separators=(",", ":"), ensure_ascii=False)
-            writer.write_line(self._redactor.redact(text).encode())
+            writer.write_line(self._masker.mask(text).encode())
         for line in orphans:
             writer.write_line(line)
         log.info("recording %s to %s", day, path)

@@ -37,10 +37,18 @@ from typing import Any
 import requests
 
 from gexbot.core.session import EASTERN
-from gexbot.market.oauth import AccessTokens, Alert, TokenEndpoint, TokenUnavailable
-from gexbot.market.schwab_config import CONNECT_TIMEOUT_S, DEFAULT_BASE_URL, SchwabConfig
+from gexbot.market.oauth import AccessTokens, Alert, WaitListener
+from gexbot.market.refusal import RefusalWait
+from gexbot.market.schwab_config import (
+    CONNECT_TIMEOUT_S,
+    DEFAULT_BASE_URL,
+    SchwabConfig,
+    foreign_host_warning,
+)
+from gexbot.market.token_endpoint import TokenEndpoint, TokenUnavailable
 from gexbot.market.tokens import TokenFile
 from gexbot.market.transport import Endpoint, Exchange
+from gexbot.redaction import Masker, basic_credentials
 
 DATA_PATHS: dict[Endpoint, str] = {
     "quotes": "/marketdata/v1/quotes",
@@ -166,7 +174,9 @@ class SchwabTransport:
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
         self._redactors: list[Callable[[str], None]] = []
-        self._secrets: set[str] = {config.app_key, config.app_secret}
+        basic = basic_credentials(config.app_key, config.app_secret)
+        self._secrets: set[str] = {config.app_key, config.app_secret, basic}
+        self._masker = Masker(self._secrets)
         self._window = RequestWindow()
         self._hold_until: datetime | None = None
         self._hinted_at: datetime | None = None
@@ -176,12 +186,20 @@ class SchwabTransport:
         token_session = session_factory()
         self._sessions.append(token_session)
         endpoint = TokenEndpoint(
-            token_session, config.base_url, config.app_key, config.app_secret, self._timeout
+            token_session,
+            config.base_url,
+            config.app_key,
+            config.app_secret,
+            self._timeout,
+            self._masker,
         )
         file = TokenFile(config.token_file) if config.token_file is not None else None
         self._tokens = AccessTokens(
             endpoint, config.tokens, file, secret=self._secret, headers=self._extra_headers
         )
+        warning = foreign_host_warning(config.base_url)
+        if warning is not None:
+            log.warning("%s", warning)
 
     # ------------------------------------------------------------------ wiring
 
@@ -196,6 +214,10 @@ class SchwabTransport:
     def set_alerter(self, alert: Alert | None) -> None:
         """Send the refresh token's expiry warning to `alert(title, message)` besides the log."""
         self._tokens.set_alerter(alert)
+
+    def watch_refusals(self, resume: RefusalWait | None, listener: WaitListener) -> None:
+        """Go on with a remembered wait after a passing refusal; report changes (refusal.py)."""
+        self._tokens.watch_refusals(resume, listener)
 
     def requests_last_minute(self, at: datetime) -> int:
         """Requests sent to Schwab in the 60 s of clock time before `at`."""
@@ -213,7 +235,10 @@ class SchwabTransport:
     def get(self, endpoint: Endpoint, params: dict[str, str], at: datetime) -> Exchange:
         """Request `endpoint?params` at clock time `at`; a failure is a failed `Exchange`.
 
-        Raises `AuthError` when Schwab refused the refresh token or the app's credentials.
+        Raises `AuthError` when Schwab refused the refresh token or the app's credentials. The
+        answer is masked: a server that echoes a token or the app's credentials in any spelling
+        hands on `***` in their place, so nothing past this seam (parser, skip reasons, logs,
+        recordings) ever holds a secret, even cut to a length.
         """
         started = self._monotonic()
 
@@ -234,7 +259,7 @@ class SchwabTransport:
                 else:
                     token = self._tokens.replace(rejected, now())
             except TokenUnavailable as problem:
-                return Exchange(at, endpoint, sent, None, None, f"no access token: {problem}")
+                return self._masked(at, endpoint, sent, None, None, f"no access token: {problem}")
             answer = self._send(endpoint, url, sent, token, now())
             if answer.status == 401 and rejected is None:
                 log.info("%s: HTTP 401 (access token refused); refreshing once", endpoint)
@@ -264,7 +289,26 @@ class SchwabTransport:
                     self._sleep(pause)
                     attempt += 1
                     continue
-            return Exchange(at, endpoint, sent, answer.status, answer.body, answer.error)
+            return self._masked(at, endpoint, sent, answer.status, answer.body, answer.error)
+
+    def _masked(
+        self,
+        at: datetime,
+        endpoint: Endpoint,
+        params: dict[str, str],
+        status: int | None,
+        body: Any,
+        error: str | None,
+    ) -> Exchange:
+        masker = self._masker
+        return Exchange(
+            at,
+            endpoint,
+            params,
+            status,
+            masker.mask_json(body),
+            None if error is None else masker.mask(error),
+        )
 
     def _fits(self, started: float, pause: float) -> bool:
         """True when a pause plus one more full request still ends inside the minute's budget."""
@@ -386,6 +430,7 @@ class SchwabTransport:
             if value in self._secrets:
                 return
             self._secrets.add(value)
+            self._masker.add(value)
             redactors = list(self._redactors)
         for add in redactors:
             add(value)

@@ -6,6 +6,7 @@ simulated market needs none, because that is what a new user runs into first.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from gexbot.market.tokens import (
 
 DEFAULT_BASE_URL = "https://api.schwabapi.com"
 BASE_URL_ENV = "GEXBOT_SCHWAB_BASE_URL"
+ALLOW_FOREIGN_ENV = "GEXBOT_ALLOW_FOREIGN_BASE_URL"
+SCHWAB_DOMAIN = "schwabapi.com"
 TIMEOUT_ENV = "GEXBOT_SCHWAB_TIMEOUT_S"
 BACKOFF_ENV = "GEXBOT_SCHWAB_BACKOFF_S"
 CONNECT_TIMEOUT_S = 3.05
@@ -31,7 +34,6 @@ READ_TIMEOUT_S = 10.0
 """Per request; with retries and pauses a minute's request still ends well inside the minute."""
 BACKOFF_S = 0.5
 """First pause before retrying a timeout, lost connection or 5xx; doubled each time."""
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 SIM_HINT = "--source sim runs without credentials"
 
 
@@ -60,23 +62,66 @@ def _seconds(
     return value
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def is_schwab_host(host: str) -> bool:
+    """True for Schwab's API hosts (schwabapi.com and its subdomains)."""
+    return host == SCHWAB_DOMAIN or host.endswith("." + SCHWAB_DOMAIN)
+
+
 def base_url_from_env(environ: Mapping[str, str]) -> str:
-    """`GEXBOT_SCHWAB_BASE_URL` checked (scheme and host only), else Schwab's host."""
+    """`GEXBOT_SCHWAB_BASE_URL` checked (scheme and host only), else Schwab's host.
+
+    The credentials and tokens go to this host, so anything but Schwab or this machine (a fake
+    for tests) needs `GEXBOT_ALLOW_FOREIGN_BASE_URL=1` as well: a `.env` written by someone else
+    must not be enough to send them elsewhere. `foreign_host_warning` says so once it is allowed.
+    """
     raw = environ.get(BASE_URL_ENV, "").strip() or DEFAULT_BASE_URL
-    parts = urlsplit(raw)
-    local = parts.hostname in LOCAL_HOSTS
+    try:
+        parts = urlsplit(raw)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 (raises ValueError for a port out of range)
+    except ValueError:
+        raise ConfigError(f"{BASE_URL_ENV}: not a URL like {DEFAULT_BASE_URL}") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{BASE_URL_ENV}: a user or password has no place in the URL")
+    local = _loopback(host)
     if (
         parts.scheme not in ("https", "http")
-        or not parts.hostname
+        or not host
         or parts.path not in ("", "/")
         or parts.query
+        or parts.fragment
         or (parts.scheme == "http" and not local)
     ):
         raise ConfigError(
             f"{BASE_URL_ENV}={raw!r} must be a scheme and host only, like {DEFAULT_BASE_URL}"
             " (plain http only for 127.0.0.1)"
         )
+    if not local and not is_schwab_host(host) and environ.get(ALLOW_FOREIGN_ENV, "") != "1":
+        raise ConfigError(
+            f"{BASE_URL_ENV} points at {host}, neither Schwab nor this machine: the app key,"
+            f" secret and tokens would be sent there; set {ALLOW_FOREIGN_ENV}=1 if you mean it"
+        )
     return raw.rstrip("/")
+
+
+def foreign_host_warning(base_url: str) -> str | None:
+    """The warning to log when the credentials go to a host that is not Schwab's nor local."""
+    host = urlsplit(base_url).hostname or ""
+    if _loopback(host) or is_schwab_host(host):
+        return None
+    return (
+        f"{BASE_URL_ENV} points at {host}, not Schwab: the app key, secret and tokens are sent"
+        f" there ({ALLOW_FOREIGN_ENV}=1)"
+    )
 
 
 @dataclass(frozen=True, slots=True)

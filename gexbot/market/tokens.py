@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import re
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from gexbot.errors import ConfigError
+from gexbot.redaction import MIN_SECRET_CHARS, too_short
 
 REFRESH_TOKEN_LIFETIME = timedelta(days=7)
 """Schwab's refresh tokens die 7 days after the browser login that issued them."""
@@ -132,6 +134,9 @@ class Tokens:
         access = raw.get("access_token")
         if access is not None and not isinstance(access, str):
             raise ValueError("access_token is not a string")
+        for name, value in (("refresh_token", refresh), ("access_token", access or "")):
+            if too_short(value):
+                raise ValueError(f"{name} is under {MIN_SECRET_CHARS} characters, not a real token")
         return cls(
             refresh_token=refresh,
             refresh_issued_at=_aware(raw.get("refresh_token_issued_at"), "refresh_token_issued_at"),
@@ -147,11 +152,14 @@ def atomic_write(path: Path, text: str) -> None:
     """Replace `path` with `text` in one step, readable by its owner only (mode 600).
 
     A reader sees the old file or the new one, never half of one: the text goes to a
-    temporary file in the same folder, is flushed to disk, and is renamed over `path`.
+    temporary file in the same folder, is flushed to disk, and is renamed over `path`. The
+    temporary file is created exclusively under an unpredictable name, so a symbolic link
+    planted in the folder cannot redirect the secret elsewhere; and a `path` that is itself a
+    link is replaced, never written through.
     """
     folder = path.parent
-    temporary = folder / f".{path.name}.{os.getpid()}.tmp"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    temporary = Path(name)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
@@ -176,7 +184,7 @@ class TokenFile:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock_path = path.with_name(path.name + ".lock")
+        self.lock_path = path.with_name(path.name + ".lock")
 
     def read(self) -> Tokens | None:
         """The tokens in the file; None when there is no file; ConfigError when it is unusable."""
@@ -207,10 +215,17 @@ class TokenFile:
         """Hold the cross-process refresh lock; yields False when it could not be had in time.
 
         The lock is on a separate file because the token file itself is replaced by a rename.
-        Going on without it is safe (at worst both daemons refresh), waiting forever is not.
+        Going on without it is safe (at worst both daemons refresh), waiting forever is not; so
+        is a lock file that cannot be opened (a symbolic link there is never followed).
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(
+                self.lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            )
+        except OSError:
+            yield False
+            return
         try:
             deadline = time.monotonic() + wait_s
             held = False

@@ -7,6 +7,12 @@ credentials are the ones refused, exits at once with code 3 without a single req
 and without a new alert (at most one a day, to say it is still waiting). Exiting at once, rather
 than sleeping, lets Docker's own restart delay grow instead of resetting it.
 
+A refusal that may pass (market/refusal.py) stops nothing: the running daemon asks Schwab again
+at a growing interval. The gate remembers that wait too, so a restart goes on with it (no early
+request to Schwab, no second alert the same day) instead of starting it afresh. The token holder
+reports changes from whichever thread asked for a token; they are written from the loop's
+thread, after a minute is committed (`save_wait`), never from under the store.
+
 Credentials are recognised by a fingerprint: a truncated SHA-256 of the app key and the refresh
 token, which identifies them without revealing either. `python -m gexbot.auth` writes a new
 refresh token; the next start sees another fingerprint, forgets the refusal and trades again.
@@ -17,14 +23,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
 from gexbot.core.session import EASTERN
+from gexbot.market.refusal import RefusalWait
 
 KEY = "auth_refused"
+WAIT_KEY = "auth_waiting"
 FINGERPRINT_HEX = 16
 log = logging.getLogger("gexbot.auth_gate")
 
@@ -69,6 +78,8 @@ class AuthGate:
         self._store = store
         self._current = current
         self._alert = alert
+        self._lock = threading.Lock()
+        self._unsaved: tuple[RefusalWait | None] | None = None
 
     def remembered(self) -> Refusal | None:
         """The refusal stored for any credentials, None when there is none (or it is unreadable)."""
@@ -127,3 +138,41 @@ class AuthGate:
             starts_since=0,
         )
         self._store.set_meta(KEY, json.dumps(asdict(refusal)))
+        self._store.set_meta(WAIT_KEY, "")
+
+    def waiting(self) -> RefusalWait | None:
+        """The wait after a passing refusal of these credentials, to go on with; None if none.
+
+        A wait of other credentials is forgotten (a new login happened).
+        """
+        text = self._store.get_meta(WAIT_KEY)
+        if not text:
+            return None
+        try:
+            remembered = json.loads(text)
+            wait = RefusalWait.from_json(remembered["wait"])
+            credentials = remembered["fingerprint"]
+        except (TypeError, ValueError, KeyError):
+            log.warning("the remembered wait for Schwab's token endpoint is unreadable; ignored")
+            return None
+        if credentials != self._current:
+            self._store.set_meta(WAIT_KEY, "")
+            return None
+        return wait
+
+    def note_wait(self, wait: RefusalWait | None) -> None:
+        """Take a change of the wait from any thread; `save_wait` writes it."""
+        with self._lock:
+            self._unsaved = (wait,)
+
+    def save_wait(self, _events: Sequence[object] = ()) -> None:
+        """Write the last change noted, if any (a sink of the loop, so on its thread)."""
+        with self._lock:
+            unsaved, self._unsaved = self._unsaved, None
+        if unsaved is None:
+            return
+        (wait,) = unsaved
+        text = "" if wait is None else json.dumps(
+            {"fingerprint": self._current, "wait": wait.to_json()}
+        )
+        self._store.set_meta(WAIT_KEY, text)

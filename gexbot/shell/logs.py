@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import sys
-import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
-from urllib.parse import quote, quote_plus, urlsplit
 
 from gexbot.core.session import EASTERN
 from gexbot.errors import ConfigError
+from gexbot.redaction import Masker
 
 LEVEL_ENV = "GEXBOT_LOG_LEVEL"
-MASK = "***"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 EVENT_AT = "event_at"
 
@@ -37,21 +33,8 @@ _STANDARD_ATTRS = frozenset(
 ) | {"message", "asctime", "taskName"}
 
 
-def _encoded_forms(secret: str) -> set[str]:
-    """The secret as it may appear in a URL or form body, upper- and lower-case hex escapes."""
-    forms = {secret, quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret)}
-    forms |= {re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), form) for form in forms}
-    parts = urlsplit(secret)
-    if parts.scheme and parts.netloc and len(parts.path) > 1:
-        # HTTP libraries log the path of a request without its host: a webhook URL's path is
-        # as secret as the whole URL.
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        forms |= {path, quote(path)}
-    return {form for form in forms if form}
-
-
 class Redactor(logging.Filter):
-    """A logging filter that replaces every registered secret with ``***``.
+    """A logging filter that replaces every registered secret, in any spelling, with ``***``.
 
     It rewrites the record in place (message with arguments merged, exception and stack text,
     string extras), so every handler and formatter after it sees only the redacted record.
@@ -59,30 +42,19 @@ class Redactor(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self._lock = threading.Lock()
-        self._forms: set[str] = set()
-        self._pattern: re.Pattern[str] | None = None
-        for secret in secrets:
-            self.add(secret)
+        self.masker = Masker(secrets)
 
     def add(self, secret: str | None) -> None:
-        """Register one more secret (and its URL-encoded forms); empty values are ignored."""
-        if not secret:
-            return
-        with self._lock:
-            self._forms |= _encoded_forms(secret)
-            # Longest first, so a secret containing another is masked whole.
-            ordered = sorted(self._forms, key=len, reverse=True)
-            self._pattern = re.compile("|".join(re.escape(form) for form in ordered))
+        """Register one more secret (and its spellings, see `gexbot.redaction`)."""
+        self.masker.add(secret)
 
     def redact(self, text: str) -> str:
         """`text` with every registered secret replaced by ``***``."""
-        pattern = self._pattern
-        return text if pattern is None else pattern.sub(MASK, text)
+        return self.masker.mask(text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Redact the record in place; never drops it."""
-        if self._pattern is None:
+        if not self.masker.active:
             return True
         try:
             message = record.getMessage()
@@ -151,13 +123,13 @@ class _GexbotHandler(logging.StreamHandler[TextIO]):
     """Marks the handler `setup_logging` installed, so a second call replaces it."""
 
 
-def resolve_level(level: str | None, env: dict[str, str] | None = None) -> int:
-    """The log level from the argument, else GEXBOT_LOG_LEVEL, else INFO; ConfigError if bad."""
-    source = os.environ if env is None else env
+def resolve_level(level: str | None, env: Mapping[str, str]) -> int:
+    """The log level from the argument, else GEXBOT_LOG_LEVEL in `env`, else INFO; ConfigError
+    if bad."""
     if level is not None:
         text, origin = level, "--log-level"
     else:
-        text, origin = source.get(LEVEL_ENV, "").strip() or "INFO", LEVEL_ENV
+        text, origin = env.get(LEVEL_ENV, "").strip() or "INFO", LEVEL_ENV
     name = text.strip().upper()
     if name == "WARN":
         name = "WARNING"
@@ -171,17 +143,20 @@ def setup_logging(
     fmt: Literal["text", "json"],
     secrets: Iterable[str],
     *,
+    env: Mapping[str, str] | None = None,
     stream: TextIO | None = None,
 ) -> Redactor:
     """Send every log record to stdout in `fmt`, redacting `secrets`; returns the redactor.
 
+    The level is `level`, else `GEXBOT_LOG_LEVEL` in `env` (the command's `Environment`), else
+    INFO.
     The redactor also goes on every other handler of the root logger (replacing one a previous
     call put there), and a second call replaces the handler the first one installed.
     """
     formatters: dict[str, logging.Formatter] = {"text": TextFormatter(), "json": JsonFormatter()}
     if fmt not in formatters:
         raise ConfigError(f"--log-format: unknown format {fmt!r} (use text or json)")
-    numeric = resolve_level(level)
+    numeric = resolve_level(level, env if env is not None else {})
     redactor = Redactor(secrets)
     handler = _GexbotHandler(stream if stream is not None else sys.stdout)
     handler.setFormatter(formatters[fmt])

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from gexbot.core.session import EASTERN
 from gexbot.market.sim import SimMarket
@@ -47,7 +47,9 @@ class Fault:
     kind: "status" (answer `status` with `body`, plus `retry_after` when set), "slow" (answer
     late, after the client's timeout), "drop" (close the connection unanswered), "truncated"
     (200 with the real JSON cut short), "body" (200 with `body`), "revoke" (revoke the access
-    token presented, then 401). `times` is how many matching requests it hits (-1: all).
+    token presented, then 401), "echo" (answer `status` with an error text that is `body`
+    followed by the request's Authorization header and its query or form, as a careless server
+    quotes what it was sent). `times` is how many matching requests it hits (-1: all).
     """
 
     endpoint: str
@@ -250,6 +252,10 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = 404, b"404 Not Found: Requested route does not exist."
         elif fault is not None and fault.kind == "status":
             status, body = fault.status, fault.body if fault.body is not None else b"Access Denied"
+        elif fault is not None and fault.kind == "echo":
+            said = f"{fault.body or ''}{auth} {urlencode(form)}"
+            status, body = fault.status, {"error": "unsupported_token_type",
+                                          "error_description": said}
         else:
             status, body = fake.token(form, basic, clock)
         fake.note(Seen("POST", "token", form, dict(self.headers), clock, status))
@@ -303,6 +309,11 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "body":
             self._reply(200, fault.body)
             return 200
+        if fault is not None and fault.kind == "echo":
+            auth, query = self.headers.get("Authorization", ""), urlsplit(self.path).query
+            said = f"{fault.body or ''}Authorization: {auth} query: {query}"
+            self._reply(fault.status, schwab_error(fault.status, "Bad Request", said))
+            return fault.status
         exchange = fake.market.get(endpoint, params, clock)  # type: ignore[arg-type]
         if fault is not None and fault.kind == "slow":
             time.sleep(fake.slow_s)

@@ -12,12 +12,14 @@ import json
 import queue
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fake_schwab import Fault, schwab_error
+from schwab_helpers import load
 from test_schwab_e2e import KEY, REFRESH, SECRET, _fake, at, daemon
 
 from gexbot.market.tokens import TokenFile, Tokens
@@ -115,3 +117,69 @@ def test_an_error_text_quoting_secrets_reaches_no_row(daemon: Any) -> None:
     for secret in (REFRESH, KEY, SECRET):
         assert secret not in run.output
         assert secret.encode() not in run.db_bytes
+
+
+PASSING = load("oauth_refresh_superseded")
+
+
+def test_a_refusal_that_passes_is_traded_through_without_a_new_login(
+    daemon: Any, discord: queue.Queue[dict[str, Any]]
+) -> None:
+    faults = [Fault("quotes", at("09:40"), "revoke"),
+              Fault("token", at("09:40"), "status", 400, body=PASSING),
+              Fault("token", at("09:55"), "status", 403, body=b"<html>Access Denied</html>")]
+    with _fake(faults) as fake:
+        run = daemon("passing", "schwab", fake, "--minutes", "90")
+        tokens = [(seen.clock.strftime("%H:%M"), seen.answered) for seen in fake.token_requests()]
+    assert run.code == 0, run.output
+    assert tokens == [("09:30", 200), ("09:40", 400), ("09:55", 403), ("10:25", 200),
+                      ("10:54", 200)]  # fmt: skip
+    actions = {row["at"]: row["action"] for row in run.decisions}
+    assert len(actions) == 90
+    skipped = sorted(minute for minute, action in actions.items() if action == "SKIP")
+    assert skipped == [at("09:40") + timedelta(minutes=n) for n in range(45)]
+    assert all(action != "SKIP" for minute, action in actions.items() if minute >= at("10:25"))
+    titles = [t for t in _titles(discord) if "Schwab refused" in t or "accepts" in t]
+    assert titles == ["[WARNING] ES: Schwab refused the refresh token, asking again",
+                      "[WARNING] ES: Schwab accepts the refresh token again"]  # fmt: skip
+    assert " CRITICAL " not in run.output
+    assert "Traceback" not in run.output
+    assert REFRESH not in run.output
+
+
+def test_a_refusal_that_lasts_costs_a_few_requests_survives_a_restart_and_ends_when_sure(
+    daemon: Any, discord: queue.Queue[dict[str, Any]]
+) -> None:
+    day = [at("09:30") + timedelta(minutes=n) for n in range(390)]
+    faults = [Fault("quotes", at("09:31"), "revoke"),
+              *[Fault("token", minute, "status", 400, body=PASSING, times=-1)
+                for minute in day[1:]]]  # fmt: skip
+    with _fake(faults) as fake:
+        first = daemon("lasting", "schwab", fake, "--minutes", "120")
+        asked = [seen.clock.strftime("%H:%M") for seen in fake.token_requests()]
+        data = len(fake.data_requests())
+        assert first.code == 0, first.output
+        assert asked == ["09:30", "09:31", "09:46", "10:16", "11:16"]
+        assert data == 3 + 3  # nothing sent with the refused access token while waiting
+        assert [t for t in _titles(discord) if "Schwab refused" in t] == [
+            "[WARNING] ES: Schwab refused the refresh token, asking again"]  # fmt: skip
+        assert [row["action"] for row in first.decisions].count("SKIP") == 119
+        # Restarted: it goes on with the wait (nothing asked early, no second alert), and the
+        # next refusal, at 13:16, finds the token 7 days old (issued at noon): final, exit 3.
+        again = daemon("lasting", "schwab", fake, "--minutes", "390")
+        asked = [seen.clock.strftime("%H:%M") for seen in fake.token_requests()]
+        assert len(fake.data_requests()) == data
+        assert again.code == 3, again.output
+        assert asked[5:] == ["13:16"]
+        assert [t for t in _titles(discord) if "Schwab" in t and "expires" not in t] == [
+            "[CRITICAL] ES: Schwab authentication failed"]  # fmt: skip
+        critical = [line for line in again.output.splitlines() if " CRITICAL " in line]
+        assert len(critical) == 1
+        assert "issued 7 d 1 h ago: re-authorize" in critical[0]
+        # And from then on, starts wait for a new login without asking Schwab.
+        third = daemon("lasting", "schwab", fake, "--minutes", "390")
+        assert third.code == 3
+        assert len(fake.token_requests()) == 6
+    for run in (first, again, third):
+        assert "Traceback" not in run.output
+        assert REFRESH not in run.output

@@ -365,7 +365,7 @@ def test_environment_secrets_are_masked(tmp_path: Path) -> None:
     calendar = TradingCalendar("XNYS", 15)
     env = {"SCHWAB_APP_KEY": APP_KEY, "DISCORD_WEBHOOK_URL": "https://discord.test/api/hook/1"}
     options = SourceOptions(source="sim", seed=1, replay=None, record=tmp_path)
-    market = open_market(options, preset, calendar, environ=env)
+    market = open_market(options, preset, calendar, env)
     recorder = market.transport
     assert isinstance(recorder, RecordingTransport)
 

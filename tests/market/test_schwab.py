@@ -63,7 +63,7 @@ def _headers_of(call: object) -> dict[str, str]:
 
 @responses.activate
 def test_requests_carry_exact_url_params_and_headers() -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     for endpoint, params, body in (
         ("quotes", QUOTES, load("quotes_spx_spy")),
         ("pricehistory", HISTORY, load("pricehistory_spx")),
@@ -75,7 +75,7 @@ def test_requests_carry_exact_url_params_and_headers() -> None:
             match=[
                 matchers.query_param_matcher(params),
                 matchers.header_matcher(
-                    {"Authorization": "Bearer access-1", "Accept": "application/json"}
+                    {"Authorization": "Bearer access-token-1", "Accept": "application/json"}
                 ),
             ],
         )
@@ -100,7 +100,9 @@ def test_requests_carry_exact_url_params_and_headers() -> None:
 @responses.activate
 def test_a_stand_in_server_is_sent_the_loop_clock() -> None:
     local = "http://127.0.0.1:8999"
-    responses.post(f"{local}/v1/oauth/token", json={"access_token": "a", "expires_in": 1800})
+    responses.post(
+        f"{local}/v1/oauth/token", json={"access_token": "stand-in-access-a", "expires_in": 1800}
+    )
     responses.get(f"{local}/marketdata/v1/quotes", json=load("quotes_spx_spy"))
     transport, _ = make_transport(environ(GEXBOT_SCHWAB_BASE_URL=local + "/"))
     assert transport.get("quotes", QUOTES, AT).ok
@@ -111,24 +113,24 @@ def test_a_stand_in_server_is_sent_the_loop_clock() -> None:
 
 @responses.activate
 def test_access_token_is_refreshed_about_every_28_minutes_of_loop_clock() -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"))
     transport, _ = make_transport()
     for minute in (0, 10, 27):
         transport.get("quotes", QUOTES, AT + timedelta(minutes=minute))
     assert token_calls(responses.mock) == 1
     responses.mock.replace(responses.POST, TOKEN_URL, json=load("oauth_token") | {
-        "access_token": "access-2"})  # fmt: skip
+        "access_token": "access-token-2"})  # fmt: skip
     transport.get("quotes", QUOTES, AT + timedelta(minutes=28, seconds=1))
     assert token_calls(responses.mock) == 2
-    assert _headers_of(data_calls(responses.mock)[-1])["Authorization"] == "Bearer access-2"
+    assert _headers_of(data_calls(responses.mock)[-1])["Authorization"] == "Bearer access-token-2"
 
 
 @responses.activate
 def test_concurrent_requests_of_a_minute_share_one_refresh() -> None:
     def slow_token(_request: object) -> tuple[int, dict[str, str], str]:
         time.sleep(0.05)
-        return 200, {}, '{"access_token": "access-1", "expires_in": 1800}'
+        return 200, {}, '{"access_token": "access-token-1", "expires_in": 1800}'
 
     responses.add_callback(responses.POST, TOKEN_URL, callback=slow_token)
     for endpoint in URLS:
@@ -147,16 +149,16 @@ def test_concurrent_requests_of_a_minute_share_one_refresh() -> None:
 
 @responses.activate
 def test_401_refreshes_once_and_retries_once() -> None:
-    add_refresh(responses.mock, "access-1")
-    add_refresh(responses.mock, "access-2")
-    first = [matchers.header_matcher({"Authorization": "Bearer access-1"})]
-    second = [matchers.header_matcher({"Authorization": "Bearer access-2"})]
+    add_refresh(responses.mock, "access-token-1")
+    add_refresh(responses.mock, "access-token-2")
+    first = [matchers.header_matcher({"Authorization": "Bearer access-token-1"})]
+    second = [matchers.header_matcher({"Authorization": "Bearer access-token-2"})]
     responses.get(URLS["quotes"], status=401, json=load("error_401"), match=first)
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"), match=second)
     transport, _ = make_transport()
     assert transport.get("quotes", QUOTES, AT).ok
     assert token_calls(responses.mock) == 2
-    assert_sent(responses.mock, "quotes", QUOTES, "access-1", "access-2")
+    assert_sent(responses.mock, "quotes", QUOTES, "access-token-1", "access-token-2")
     assert len(data_calls(responses.mock)) == 2
 
 
@@ -164,7 +166,7 @@ def test_401_refreshes_once_and_retries_once() -> None:
 def test_401_with_a_fresh_token_skips_the_minute_and_never_stops(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    responses.post(TOKEN_URL, json={"access_token": "access-n", "expires_in": 1800})
+    responses.post(TOKEN_URL, json={"access_token": "access-token-n", "expires_in": 1800})
     responses.get(URLS["quotes"], status=401, json=load("error_401"))
     transport, _ = make_transport()
     with caplog.at_level(logging.WARNING, logger="gexbot.schwab"):
@@ -172,7 +174,7 @@ def test_401_with_a_fresh_token_skips_the_minute_and_never_stops(
             answer = transport.get("quotes", QUOTES, AT + timedelta(minutes=minute))
             with pytest.raises(DataError, match=r"HTTP 401 \(Unauthorized: Client not author"):
                 check_exchange(answer)
-    assert_sent(responses.mock, "quotes", QUOTES, "access-n")
+    assert_sent(responses.mock, "quotes", QUOTES, "access-token-n")
     # One refresh and one retry per minute, never more.
     assert len(data_calls(responses.mock)) == 10
     assert token_calls(responses.mock) == 6
@@ -186,7 +188,6 @@ def test_401_with_a_fresh_token_skips_the_minute_and_never_stops(
     [
         (400, "oauth_refresh_invalid", "HTTP 400 invalid_client: refresh token invalid"),
         (401, "oauth_refresh_invalid", "HTTP 401 invalid_client: refresh token invalid"),
-        (400, "oauth_refresh_superseded", "HTTP 400 unsupported_token_type: 400 Bad Request"),
         (401, "oauth_invalid_client", "check SCHWAB_APP_KEY and SCHWAB_APP_SECRET"),
     ],
 )
@@ -215,7 +216,7 @@ def test_a_refused_refresh_is_an_auth_error_once_and_for_all(
 
 @responses.activate
 def test_an_unreachable_token_endpoint_keeps_the_current_token_then_skips() -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"))
     transport, _ = make_transport()
     transport.get("quotes", QUOTES, AT)
@@ -231,29 +232,31 @@ def test_an_unreachable_token_endpoint_keeps_the_current_token_then_skips() -> N
     with pytest.raises(TransientError) as info:
         check_exchange(answer)
     assert info.value.kind == "connection"
-    responses.mock.replace(responses.POST, TOKEN_URL, json={"access_token": "b", "expires_in": 60})
+    responses.mock.replace(
+        responses.POST, TOKEN_URL, json={"access_token": "access-token-b", "expires_in": 60}
+    )
     assert transport.get("quotes", QUOTES, expired + timedelta(minutes=1)).ok
 
 
 @responses.activate
 def test_429_with_a_short_retry_after_waits_and_retries_once() -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], status=429, json=load("error_429"), headers={"Retry-After": "5"})
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"))
     transport, clock = make_transport()
     assert transport.get("quotes", QUOTES, AT).ok
     assert clock.sleeps == [5.0]
-    assert_sent(responses.mock, "quotes", QUOTES, "access-1")
+    assert_sent(responses.mock, "quotes", QUOTES, "access-token-1")
 
 
 @responses.activate
 def test_429_twice_gives_up_and_pauses_requests() -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], status=429, json=load("error_429"), headers={"Retry-After": "2"})
     transport, clock = make_transport()
     answer = transport.get("quotes", QUOTES, AT)
     assert (answer.status, clock.sleeps, len(data_calls(responses.mock))) == (429, [2.0], 2)
-    assert_sent(responses.mock, "quotes", QUOTES, "access-1")
+    assert_sent(responses.mock, "quotes", QUOTES, "access-token-1")
     with pytest.raises(TransientError) as info:
         check_exchange(answer)
     assert info.value.kind == "rate_limited"
@@ -263,7 +266,7 @@ def test_429_twice_gives_up_and_pauses_requests() -> None:
 def test_429_with_a_long_retry_after_holds_every_request_until_it_passes(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], status=429, json=load("error_429"), headers={"Retry-After": "90"})
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"))
     transport, clock = make_transport()
@@ -278,12 +281,12 @@ def test_429_with_a_long_retry_after_holds_every_request_until_it_passes(
     assert clock.sleeps == []
     assert transport.get("quotes", QUOTES, AT + timedelta(seconds=91)).ok
     assert "HTTP 429 from Schwab, 1 requests in the last 60 s (limit 120/min)" in caplog.text
-    assert_sent(responses.mock, "quotes", QUOTES, "access-1")
+    assert_sent(responses.mock, "quotes", QUOTES, "access-token-1")
 
 
 @responses.activate
 def test_429_without_retry_after_skips_the_rest_of_the_minute() -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["chains"], status=429, body="")
     responses.get(URLS["chains"], json=load("chains_spx"))
     transport, clock = make_transport()
@@ -293,36 +296,36 @@ def test_429_without_retry_after_skips_the_rest_of_the_minute() -> None:
     assert len(data_calls(responses.mock)) == 1
     assert clock.sleeps == []
     assert transport.get("chains", CHAINS, AT + timedelta(minutes=1)).ok
-    assert_sent(responses.mock, "chains", CHAINS, "access-1")
+    assert_sent(responses.mock, "chains", CHAINS, "access-token-1")
 
 
 @responses.activate
 def test_429_retry_after_as_an_http_date() -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], status=429, headers={
         "Retry-After": "Tue, 17 Nov 2026 14:36:08 GMT", "Date": "Tue, 17 Nov 2026 14:36:00 GMT"})
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"))  # fmt: skip
     transport, clock = make_transport()
     assert transport.get("quotes", QUOTES, AT).ok
     assert clock.sleeps == [8.0]
-    assert_sent(responses.mock, "quotes", QUOTES, "access-1")
+    assert_sent(responses.mock, "quotes", QUOTES, "access-token-1")
 
 
 @responses.activate
 def test_5xx_is_retried_with_doubling_pauses() -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["chains"], status=500, json=load("error_500"))
     responses.get(URLS["chains"], status=502, json=load("error_gateway_fault"))
     responses.get(URLS["chains"], json=load("chains_spx"))
     transport, clock = make_transport()
     assert transport.get("chains", CHAINS, AT).ok
     assert clock.sleeps == [0.5, 1.0]
-    assert_sent(responses.mock, "chains", CHAINS, "access-1")
+    assert_sent(responses.mock, "chains", CHAINS, "access-token-1")
 
 
 @responses.activate
 def test_5xx_on_every_try_fails_the_minute() -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["chains"], status=502, json=load("error_gateway_fault"))
     transport, clock = make_transport()
     answer = transport.get("chains", CHAINS, AT)
@@ -334,7 +337,7 @@ def test_5xx_on_every_try_fails_the_minute() -> None:
         "server_error",
         "chains: HTTP 502 (Body buffer overflow: protocol.http.TooBigBody)",
     )
-    assert_sent(responses.mock, "chains", CHAINS, "access-1")
+    assert_sent(responses.mock, "chains", CHAINS, "access-token-1")
 
 
 @pytest.mark.parametrize(
@@ -352,7 +355,7 @@ def test_5xx_on_every_try_fails_the_minute() -> None:
 def test_timeouts_and_connection_errors_are_retried_then_fail_the_minute(
     failure: Exception, kind: str, error: str
 ) -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["pricehistory"], body=failure)
     transport, _ = make_transport()
     answer = transport.get("pricehistory", HISTORY, AT)
@@ -361,18 +364,18 @@ def test_timeouts_and_connection_errors_are_retried_then_fail_the_minute(
     with pytest.raises(TransientError) as info:
         check_exchange(answer)
     assert info.value.kind == kind
-    assert_sent(responses.mock, "pricehistory", HISTORY, "access-1")
+    assert_sent(responses.mock, "pricehistory", HISTORY, "access-token-1")
 
 
 @responses.activate
 def test_a_timeout_then_an_answer_recovers_the_minute() -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["pricehistory"], body=requests.exceptions.ReadTimeout("slow"))
     responses.get(URLS["pricehistory"], json=load("pricehistory_spx"))
     transport, clock = make_transport()
     assert transport.get("pricehistory", HISTORY, AT).ok
     assert clock.sleeps == [0.5]
-    assert_sent(responses.mock, "pricehistory", HISTORY, "access-1")
+    assert_sent(responses.mock, "pricehistory", HISTORY, "access-token-1")
 
 
 @responses.activate
@@ -383,14 +386,14 @@ def test_retries_stop_at_the_minute_budget() -> None:
         clock.now += 15.0  # as if each try ran into its timeout
         return 503, {}, ""
 
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.add_callback(responses.GET, URLS["chains"], callback=slow_failure)
     transport, _ = make_transport(clock=clock)
     assert transport.get("chains", CHAINS, AT).status == 503
     # 15 s + 0.5 s pause + a 13 s try fits in 40 s; 30.5 s + 1 s + 13 s does not.
     assert len(data_calls(responses.mock)) == 2
     assert clock.sleeps == [0.5]
-    assert_sent(responses.mock, "chains", CHAINS, "access-1")
+    assert_sent(responses.mock, "chains", CHAINS, "access-token-1")
 
 
 TRUNCATED = (FIXTURES / "pricehistory_truncated.txt").read_text()
@@ -406,7 +409,7 @@ TRUNCATED = (FIXTURES / "pricehistory_truncated.txt").read_text()
 )
 @responses.activate
 def test_malformed_or_truncated_json_fails_the_minute_without_retry(text: str, error: str) -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["pricehistory"], body=text, content_type="application/json")
     transport, clock = make_transport()
     answer = transport.get("pricehistory", HISTORY, AT)
@@ -418,12 +421,12 @@ def test_malformed_or_truncated_json_fails_the_minute_without_retry(text: str, e
     with pytest.raises(DataError) as info:
         check_exchange(answer)
     assert info.value.kind == "bad_json"
-    assert_sent(responses.mock, "pricehistory", HISTORY, "access-1")
+    assert_sent(responses.mock, "pricehistory", HISTORY, "access-token-1")
 
 
 @responses.activate
 def test_other_client_errors_are_not_retried() -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], status=400, json={"errors": [{
         "id": "x", "status": "400", "title": "Bad Request", "detail": "valid fields should be"
         " any of all,fundamental,reference,extended,quote,regular or empty value"}]})  # fmt: skip
@@ -432,14 +435,14 @@ def test_other_client_errors_are_not_retried() -> None:
         check_exchange(transport.get("quotes", QUOTES, AT))
     assert info.value.kind == "http_400"
     assert len(data_calls(responses.mock)) == 1
-    assert_sent(responses.mock, "quotes", QUOTES, "access-1")
+    assert_sent(responses.mock, "quotes", QUOTES, "access-token-1")
 
 
 @responses.activate
 def test_the_rate_window_warns_near_the_limit_and_holds_at_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"))
     transport, _ = make_transport()
     for n in range(RATE_LIMIT):

@@ -40,12 +40,12 @@ def feed() -> Iterator[MarketFeed]:
 
 def _answer(feed: MarketFeed, bad: dict[str, Any], minute: datetime = AT) -> None:
     """Register the minute's three answers: `bad[endpoint]` (fixture name or (status, body))."""
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     for endpoint, params in feed.requests(SESSION, minute):
         answer = bad.get(endpoint, GOOD[endpoint])
         status, body = answer if isinstance(answer, tuple) else (200, load(answer))
         match = [matchers.query_param_matcher(params),
-                 matchers.header_matcher({"Authorization": "Bearer access-1"})]  # fmt: skip
+                 matchers.header_matcher({"Authorization": "Bearer access-token-1"})]  # fmt: skip
         if isinstance(body, str):
             responses.get(URLS[endpoint], status=status, body=body, match=match)
         else:

@@ -47,7 +47,7 @@ def _write(path: Path, refresh: str, issued_days_ago: float, access: str | None 
 @responses.activate
 def test_the_token_file_is_written_atomically_with_mode_600(tmp_path: Path) -> None:
     path = tmp_path / "data" / "schwab-token.json"
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"))
     transport, _ = make_transport(_file_env(path))
     assert transport.get("quotes", QUOTES, AT).ok
@@ -56,7 +56,7 @@ def test_the_token_file_is_written_atomically_with_mode_600(tmp_path: Path) -> N
     assert saved == {
         "refresh_token": REFRESH,
         "refresh_token_issued_at": (AT - timedelta(days=2)).isoformat(),
-        "access_token": "access-1",
+        "access_token": "access-token-1",
         "access_token_obtained_at": AT.isoformat(),
         "access_token_expires_at": (AT + timedelta(minutes=30)).isoformat(),
     }
@@ -64,26 +64,64 @@ def test_the_token_file_is_written_atomically_with_mode_600(tmp_path: Path) -> N
         "schwab-token.json", "schwab-token.json.lock"]  # fmt: skip
 
 
+def test_no_link_in_the_folder_can_redirect_the_token(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    path = tmp_path / "schwab-token.json"
+    # Links where the file, its lock and the old predictable temporary name would go.
+    path.symlink_to(victim)
+    path.with_name(path.name + ".lock").symlink_to(tmp_path / "lock-victim")
+    for pid in range(1, 40_000, 997):
+        (tmp_path / f".{path.name}.{pid}.tmp").symlink_to(victim)
+    file = TokenFile(path)
+    with file.locked() as held:
+        assert held is False  # never follows the link: goes on without the lock
+        file.write(Tokens(REFRESH, AT))
+    assert victim.read_text() == "keep me"
+    assert not (tmp_path / "lock-victim").exists()
+    assert not path.is_symlink()  # the link itself was replaced by the token file
+    assert file.read() == Tokens(REFRESH, AT)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"refresh_token": "short"}, "refresh_token is under 12 characters, not a real token"),
+        ({"refresh_token": REFRESH, "access_token": "a"},
+         "access_token is under 12 characters, not a real token"),
+    ],
+)  # fmt: skip
+def test_a_token_file_with_a_token_too_short_to_be_real_is_refused(
+    tmp_path: Path, content: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ConfigError, match=message) as refused:
+        SchwabConfig.from_env(_file_env(path))
+    assert "short" not in str(refused.value).replace("too short", "")
+
+
 @responses.activate
 def test_a_reauthorization_reaches_a_running_transport_at_its_next_refresh(tmp_path: Path) -> None:
     path = tmp_path / "schwab-token.json"
     _write(path, REFRESH, issued_days_ago=6.5)
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"))
     transport, _ = make_transport(_file_env(path, SCHWAB_REFRESH_TOKEN=None))
     transport.get("quotes", QUOTES, AT)
     _write(path, NEW_REFRESH, issued_days_ago=0)  # python -m gexbot.auth ran meanwhile
-    add_refresh(responses.mock, "access-2", refresh=NEW_REFRESH)
+    add_refresh(responses.mock, "access-token-2", refresh=NEW_REFRESH)
     assert transport.get("quotes", QUOTES, AT + timedelta(minutes=29)).ok
     assert token_calls(responses.mock) == 2
     saved = json.loads(path.read_text())
-    assert (saved["refresh_token"], saved["access_token"]) == (NEW_REFRESH, "access-2")
+    assert (saved["refresh_token"], saved["access_token"]) == (NEW_REFRESH, "access-token-2")
 
 
 @responses.activate
 def test_two_daemons_share_one_access_token_through_the_file(tmp_path: Path) -> None:
     path = tmp_path / "schwab-token.json"
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"))
     es, _ = make_transport(_file_env(path))
     nq, _ = make_transport(_file_env(path))
@@ -91,19 +129,19 @@ def test_two_daemons_share_one_access_token_through_the_file(tmp_path: Path) -> 
     assert nq.get("quotes", QUOTES, AT + timedelta(seconds=1)).ok
     assert token_calls(responses.mock) == 1
     assert [c.request.headers["Authorization"] for c in data_calls(responses.mock)] == [
-        "Bearer access-1", "Bearer access-1"]  # fmt: skip
+        "Bearer access-token-1", "Bearer access-token-1"]  # fmt: skip
 
 
 @responses.activate
 def test_a_401_adopts_the_token_the_other_daemon_refreshed(tmp_path: Path) -> None:
     path = tmp_path / "schwab-token.json"
-    _write(path, REFRESH, issued_days_ago=1, access="access-old")
-    old = [matchers.header_matcher({"Authorization": "Bearer access-old"})]
-    new = [matchers.header_matcher({"Authorization": "Bearer access-new"})]
+    _write(path, REFRESH, issued_days_ago=1, access="access-token-old")
+    old = [matchers.header_matcher({"Authorization": "Bearer access-token-old"})]
+    new = [matchers.header_matcher({"Authorization": "Bearer access-token-new"})]
     responses.get(URLS["quotes"], status=401, json=load("error_401"), match=old)
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"), match=new)
     transport, _ = make_transport(_file_env(path))
-    _write(path, REFRESH, issued_days_ago=1, access="access-new")
+    _write(path, REFRESH, issued_days_ago=1, access="access-token-new")
     assert transport.get("quotes", QUOTES, AT).ok
     assert token_calls(responses.mock) == 0
 
@@ -112,7 +150,7 @@ def test_a_401_adopts_the_token_the_other_daemon_refreshed(tmp_path: Path) -> No
 def test_a_newer_refresh_token_in_the_environment_wins_over_the_file(tmp_path: Path) -> None:
     path = tmp_path / "schwab-token.json"
     _write(path, "stale-refresh-token", issued_days_ago=6)
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"))
     transport, _ = make_transport(_file_env(path))  # the environment's token is 2 days old
     assert transport.get("quotes", QUOTES, AT).ok
@@ -124,7 +162,7 @@ def test_a_token_file_broken_at_run_time_is_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "schwab-token.json"
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"))
     transport, _ = make_transport(_file_env(path))
     path.write_text('{"refresh_token": ')
@@ -190,7 +228,7 @@ def test_expiry_is_warned_once_a_day_from_24_hours_before(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     issued = AT - timedelta(days=6, hours=1)
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"))
     transport, _ = make_transport(environ(SCHWAB_REFRESH_TOKEN_ISSUED_AT=issued.isoformat()))
     alerts: list[tuple[str, str]] = []
@@ -214,7 +252,7 @@ def test_no_warning_with_more_than_a_day_left_and_one_note_when_age_unknown(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
-    add_refresh(responses.mock, "access-1")
+    add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], json=load("quotes_spx_spy"))
     alerts: list[tuple[str, str]] = []
     known, _ = make_transport()
@@ -243,7 +281,7 @@ def test_secrets_never_reach_logs_errors_or_exchanges(caplog: pytest.LogCaptureF
         transport.get("quotes", QUOTES, AT),
         transport.get("chains", {}, AT),
     ]
-    add_refresh(responses.mock, "x", status=400, body=load("oauth_refresh_superseded"))
+    add_refresh(responses.mock, "x", status=400, body=load("oauth_refresh_invalid"))
     with pytest.raises(AuthError) as info:
         transport.get("quotes", QUOTES, AT + timedelta(minutes=40))
     seen = " ".join([caplog.text, str(info.value), repr(transport), repr(exchanges)])

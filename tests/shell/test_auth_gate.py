@@ -6,7 +6,8 @@ import json
 from datetime import datetime
 
 from gexbot.core.session import EASTERN
-from gexbot.shell.auth_gate import KEY, AuthGate, fingerprint
+from gexbot.market.refusal import first_wait
+from gexbot.shell.auth_gate import KEY, WAIT_KEY, AuthGate, fingerprint
 
 MORNING = datetime(2026, 11, 30, 9, 31, tzinfo=EASTERN)
 LATER = datetime(2026, 11, 30, 15, 0, tzinfo=EASTERN)
@@ -88,3 +89,38 @@ def test_an_unreadable_memory_is_ignored() -> None:
     meta = Meta()
     meta.values[KEY] = json.dumps({"unexpected": 1})
     assert AuthGate(meta, fingerprint("k", "r"), Alerts()).check_start(MORNING) is None
+
+
+def test_a_wait_is_written_from_the_loops_thread_and_gone_on_with_by_the_same_credentials() -> None:
+    meta = Meta()
+    current = fingerprint("k", "maybe-alive")
+    gate = AuthGate(meta, current, Alerts())
+    wait = first_wait(MORNING, "Schwab refused the refresh token (...)")
+    gate.note_wait(wait)  # from a request thread: nothing written yet
+    assert WAIT_KEY not in meta.values
+    gate.save_wait([])  # the loop's sink, after the minute's commit
+    assert AuthGate(meta, current, Alerts()).waiting() == wait
+    gate.save_wait([])  # nothing new noted: nothing written
+    gate.note_wait(None)
+    gate.save_wait()
+    assert AuthGate(meta, current, Alerts()).waiting() is None
+
+
+def test_a_wait_of_other_credentials_is_forgotten_and_a_final_refusal_ends_it() -> None:
+    meta = Meta()
+    old = AuthGate(meta, fingerprint("k", "old"), Alerts())
+    old.note_wait(first_wait(MORNING, "refused"))
+    old.save_wait()
+    assert AuthGate(meta, fingerprint("k", "new"), Alerts()).waiting() is None
+    assert meta.values[WAIT_KEY] == ""
+    old.note_wait(first_wait(MORNING, "refused"))
+    old.save_wait()
+    old.record_refusal("refused for good", LATER)
+    assert old.waiting() is None
+
+
+def test_an_unreadable_wait_is_ignored() -> None:
+    meta = Meta()
+    for text in ("{", json.dumps({"fingerprint": "x"}), json.dumps({"wait": "{}"})):
+        meta.values[WAIT_KEY] = text
+        assert AuthGate(meta, fingerprint("k", "r"), Alerts()).waiting() is None
