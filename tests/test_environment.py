@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import responses
+from cli_state import process_state_restored
 from secret_search import HOSTILE_KEY, HOSTILE_REFRESH, HOSTILE_SECRET
 
 from gexbot import auth, live, reconcile, train_hmm
@@ -195,18 +196,12 @@ def test_every_command_that_reads_secrets_takes_env_file(
 ) -> None:
     missing = tmp_path / "nowhere.env"
     expected = f"--env-file {missing}: no such file"
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
+    with process_state_restored():
         assert live.main(["--variant", "es", "--source", "sim", "--env-file", str(missing)]) == 2
         assert train_hmm.main(["--variant", "es", "--source", "sim", "--env-file",
                                str(missing)]) == 2  # fmt: skip
         assert reconcile.main(["--db", str(tmp_path / "x.db"), "--replay", str(tmp_path),
                                "--env-file", str(missing)]) == 2  # fmt: skip
-    finally:
-        for handler in [h for h in root.handlers if h not in handlers]:
-            root.removeHandler(handler)
-        root.setLevel(level)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == [expected] * 3
     out = io.StringIO()
     with responses.RequestsMock():

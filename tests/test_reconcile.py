@@ -8,14 +8,11 @@ and decide every minute as the live run did.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import gzip
 import json
-import logging
 import shutil
-import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from itertools import cycle
@@ -25,6 +22,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pytest
+from cli_state import process_state_restored
 
 import gexbot.sources
 from gexbot import live, reconcile
@@ -95,25 +93,6 @@ def preset() -> Preset:
 @pytest.fixture(scope="module")
 def calendar(preset: Preset) -> TradingCalendar:
     return TradingCalendar("XNYS", preset.strategy.flatten_minutes_before_close)
-
-
-@contextlib.contextmanager
-def process_state_restored() -> Iterator[None]:
-    """Undo what the CLIs' main does to the process (log handlers and level, signal handlers)."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-        for handler in handlers:
-            handler.filters.clear()
-        root.setLevel(level)
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
 
 
 def run_live(argv: Sequence[str]) -> int:

@@ -22,22 +22,21 @@ fake serving a simulated market answers at the simulated minute.
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
 
 from gexbot.core.session import EASTERN
 from gexbot.market.oauth import AccessTokens, Alert, WaitListener
+from gexbot.market.rate import RequestWindow, retry_after_seconds
 from gexbot.market.refusal import RefusalWait
 from gexbot.market.schwab_config import (
     CONNECT_TIMEOUT_S,
@@ -64,7 +63,6 @@ MINUTE_BUDGET_S = 40.0
 RATE_LIMIT = 120
 """Schwab's request limit per rolling minute (widely reported; not published)."""
 RATE_WARN = 96
-MAX_RETRY_AFTER_S = 900.0
 FRESH_REFUSAL_HINT_EVERY = timedelta(minutes=30)
 """How often the warning about fresh tokens refused is repeated while it goes on."""
 RATE_REPORT_EVERY = timedelta(hours=1)
@@ -97,56 +95,6 @@ class _Answer:
     @property
     def transient(self) -> bool:
         return self.status is None or 500 <= self.status <= 599
-
-
-def retry_after_seconds(headers: Mapping[str, str], now: datetime) -> float | None:
-    """Schwab's requested pause from a `Retry-After` header (seconds or an HTTP date), capped."""
-    raw = headers.get("Retry-After", "").strip()
-    if not raw:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            until = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        if until.tzinfo is None:
-            until = until.replace(tzinfo=UTC)
-        date_header = headers.get("Date", "")
-        try:
-            base = email.utils.parsedate_to_datetime(date_header) if date_header else now
-        except (TypeError, ValueError):
-            base = now
-        seconds = (until - base).total_seconds()
-    if seconds != seconds:
-        return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
-
-
-class RequestWindow:
-    """Requests sent in the last 60 s of clock time, to see how close we are to the limit."""
-
-    def __init__(self) -> None:
-        self._times: deque[datetime] = deque()
-        self._lock = threading.Lock()
-
-    def add(self, at: datetime) -> int:
-        """Count one request at `at`; returns the count in the window ending at `at`."""
-        with self._lock:
-            self._times.append(at)
-            return self._prune(at)
-
-    def count(self, at: datetime) -> int:
-        """Requests in the 60 s before `at`."""
-        with self._lock:
-            return self._prune(at)
-
-    def _prune(self, at: datetime) -> int:
-        start = at - timedelta(seconds=60)
-        while self._times and self._times[0] <= start:
-            self._times.popleft()
-        return sum(1 for moment in self._times if moment <= at)
 
 
 class SchwabTransport:

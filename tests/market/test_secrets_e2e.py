@@ -14,9 +14,7 @@ it, and any 5 characters of it in a row.
 from __future__ import annotations
 
 import json
-import logging
 import queue
-import signal
 import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -25,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_state import process_state_restored
 from fake_schwab import FakeSchwab, Fault
 from secret_search import (
     HOSTILE_KEY,
@@ -102,17 +101,8 @@ def webhook() -> Iterator[tuple[str, queue.Queue[bytes]]]:
 
 @pytest.fixture
 def restored() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for handler in [h for h in root.handlers if h not in handlers]:
-        root.removeHandler(handler)
-    for handler in handlers:
-        handler.filters.clear()
-    root.setLevel(level)
-    for sig, handler in saved.items():
-        signal.signal(sig, handler)
+    with process_state_restored():
+        yield
 
 
 def test_no_secret_in_any_spelling_reaches_anything_a_run_replay_or_reconcile_leaves(
