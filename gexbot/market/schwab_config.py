@@ -22,6 +22,7 @@ from gexbot.market.tokens import (
     pick_tokens,
     token_file_path,
 )
+from gexbot.settings import Secrets
 
 DEFAULT_BASE_URL = "https://api.schwabapi.com"
 BASE_URL_ENV = "GEXBOT_SCHWAB_BASE_URL"
@@ -44,6 +45,7 @@ def _required(environ: Mapping[str, str], name: str) -> str:
             f"{name} is not set: live Schwab data needs SCHWAB_APP_KEY, SCHWAB_APP_SECRET and a"
             f" refresh token (python -m gexbot.auth); {SIM_HINT}"
         )
+    Secrets.from_env({name: value})  # one too short to be real is refused, by name
     return value
 
 

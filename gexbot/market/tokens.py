@@ -258,6 +258,11 @@ def env_tokens(environ: Mapping[str, str]) -> Tokens | None:
     refresh = environ.get(REFRESH_TOKEN_ENV, "").strip()
     if not refresh:
         return None
+    if too_short(refresh):
+        raise ConfigError(
+            f"{REFRESH_TOKEN_ENV} has {len(refresh)} characters, too few for a real token (at"
+            f" least {MIN_SECRET_CHARS}): run python -m gexbot.auth"
+        )
     raw = environ.get(ISSUED_AT_ENV, "").strip()
     try:
         issued = _aware(raw, ISSUED_AT_ENV)

@@ -306,3 +306,21 @@ def test_update_env_file_keeps_other_lines_and_is_private(tmp_path: Path) -> Non
     assert stat.S_IMODE(env.stat().st_mode) == 0o600
     update_env_file(env, {"SCHWAB_REFRESH_TOKEN": 'odd "value" here'})
     assert 'SCHWAB_REFRESH_TOKEN="odd \\"value\\" here"' in env.read_text()
+
+
+@pytest.mark.parametrize("name", ["SCHWAB_APP_KEY", "SCHWAB_APP_SECRET", "SCHWAB_REFRESH_TOKEN"])
+def test_a_credential_too_short_to_be_real_is_one_config_line(name: str) -> None:
+    with pytest.raises(ConfigError, match=rf"^{name} has 5 characters, too few") as refused:
+        SchwabConfig.from_env(environ(**{name: "a%b+c"}))
+    assert "a%b+c" not in str(refused.value)
+
+
+@responses.activate
+def test_a_token_answer_too_short_to_be_real_is_not_taken() -> None:
+    add_refresh(responses.mock, "short")
+    transport, _ = make_transport()
+    answer = transport.get("quotes", QUOTES, AT)
+    assert answer.error == (
+        "no access token: Schwab token endpoint: HTTP 200 with a token of under 12 characters"
+    )
+    assert not data_calls(responses.mock)
