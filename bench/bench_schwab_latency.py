@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "market")
 from fake_schwab import FakeSchwab
 
 DAY = date(2026, 11, 12)
-KEY, SECRET, REFRESH = "bench-key", "bench-secret", "bench-refresh"
+KEY, SECRET, REFRESH = "bench-app-key-0001", "bench-app-secret-0001", "bench-refresh-token-0001"
 
 
 class _NoStore:
