@@ -100,11 +100,6 @@ class AccessTokens:
                 self._problem = resume.message
                 log.warning("%s", resume.message)
 
-    @property
-    def waiting(self) -> RefusalWait | None:
-        """The wait after a passing refusal, None when there is none."""
-        return self._wait
-
     def current(self, at: datetime) -> str:
         """An access token good at clock time `at`, refreshing it first when due.
 
