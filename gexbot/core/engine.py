@@ -37,6 +37,7 @@ from gexbot.core.types import (
     ExitReason,
     Features,
     FloatArray,
+    GexRegime,
     Opened,
     Position,
     SessionEnded,
@@ -83,13 +84,15 @@ def step(state: State, snapshot: Snapshot, params: EngineParams) -> tuple[State,
     if state.position is not None:
         reason = exit_reason(state.position, snapshot, feats.gex_regime)
         if reason is not None:
-            state, closed = _close(state, snapshot, feats, reason, params)
+            state, closed = _close(state, state.position, snapshot, feats, reason, params)
             events.append(closed)
 
     blockers, plan = entry_blockers(state, snapshot, feats, params, started_with_position)
     opened: Opened | None = None
-    if not blockers and plan is not None:
-        state, opened = _open(state, snapshot, feats, plan, params)
+    # No blocker implies a known regime (an unknown one is `warmup`); the test names it for
+    # the type checker, so `_open` needs no guard of its own.
+    if not blockers and plan is not None and feats.gex_regime is not None:
+        state, opened = _open(state, snapshot, feats, feats.gex_regime, plan, params)
         events.append(opened)
 
     if closed is not None:
@@ -222,14 +225,12 @@ def _bounded_append(buffer: FloatArray, value: float, limit: int) -> FloatArray:
 
 def _close(
     state: State,
+    position: Position,
     snapshot: Snapshot,
     feats: Features,
     reason: ExitReason,
     params: EngineParams,
 ) -> tuple[State, Closed]:
-    position = state.position
-    if position is None:
-        raise ValueError("no open position to close")
     pnl = realized_pnl(position.direction, position.size_usd, position.entry_price, snapshot.spot)
     trade = Trade(
         variant=params.variant,
@@ -263,11 +264,10 @@ def _open(
     state: State,
     snapshot: Snapshot,
     feats: Features,
+    regime: GexRegime,
     plan: EntryPlan,
     params: EngineParams,
 ) -> tuple[State, Opened]:
-    if feats.gex_regime is None:
-        raise ValueError("an entry needs a known GEX regime")
     position = Position(
         direction=plan.direction,
         bucket=params.strategy.sizing.bucket,
@@ -276,13 +276,13 @@ def _open(
         size_usd=plan.size_usd,
         target=plan.target,
         stop=plan.stop,
-        entry_regime=feats.gex_regime,
+        entry_regime=regime,
         session_date=snapshot.session.date,
     )
     side = "above the upper band" if plan.direction is Direction.SHORT else "below the lower band"
     why = (
         f"spot {snapshot.spot:.2f} {side}, OFI {feats.ofi:.2f}, Hurst {feats.hurst:.2f}, "
-        f"GEX {feats.gex_regime}, HMM {feats.hmm_state}, b {plan.reward_risk:.2f}"
+        f"GEX {regime}, HMM {feats.hmm_state}, b {plan.reward_risk:.2f}"
     )
     opened = Opened(
         variant=params.variant,

@@ -81,6 +81,10 @@ def tweak(section: str, **changes: Any) -> StrategySettings:
     return STRATEGY.model_copy(update={section: inner.model_copy(update=changes)})
 
 
+CLOSES_BANDS = engine_params(tweak("bands", min_live_prices=1000))
+"""The ES parameters with bands always from the 1-minute closes, never from the live spots."""
+
+
 def chain(regime: GexRegime) -> Chain:
     """Four contracts around the money whose net GEX has the sign of `regime`.
 
@@ -134,6 +138,15 @@ def calm_tape(n: int = 390, level: float = LEVEL) -> list[float]:
 def wild_tape(n: int = 390, level: float = LEVEL) -> list[float]:
     """1-minute closes whose returns alternate ±60 bp: decoded HIGH by the planted HMM."""
     return [level * (1.0 + 3e-3 * (-1) ** i) for i in range(n)]
+
+
+def wave_tape(n: int = 390, level: float = LEVEL, amplitude: float = 1.5) -> list[float]:
+    """1-minute closes on a 20-minute sine: σ ≈ 1.06 over 20 closes, returns under 0.7 bp (LOW).
+
+    With `CLOSES_BANDS` the bands come from these closes, not from the spots, so a test can put
+    the spot exactly on a band: the minute's own spot does not move the band.
+    """
+    return [level + amplitude * math.sin(2 * math.pi * i / 20) for i in range(n)]
 
 
 def _per_minute(value: Any, n: int) -> list[Any]:
