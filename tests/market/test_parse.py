@@ -234,6 +234,20 @@ def test_history_bound_is_exclusive_at_the_minute(at: datetime, count: int) -> N
     assert len(closes) == count
 
 
+def test_the_bar_in_progress_is_left_out_to_the_millisecond() -> None:
+    """Bars opening in [open, at) are kept: the bar of minute `at` is still forming at `at`.
+
+    The engine's HMM returns and early bands read these closes as completed bars; nothing in
+    the core could notice a bar in progress slipping in, so the bound is pinned here.
+    """
+    open_ms, at_ms = (int(t.timestamp() * 1000) for t in (OPEN, AT))
+    stamps = [open_ms - 60_000, open_ms - 1, open_ms, at_ms - 1, at_ms, at_ms + 60_000]
+    candles = [{"datetime": stamp, "close": 6800.0 + i} for i, stamp in enumerate(stamps)]
+    body = {"symbol": "$SPX", "empty": False, "candles": candles, "previousClose": 6790.15}
+    closes, _ = parse_history(answer("pricehistory", body), AT, OPEN)
+    assert closes.tolist() == [6802.0, 6803.0]
+
+
 @pytest.mark.parametrize("drop_candles", [False, True])
 def test_empty_history_is_valid(drop_candles: bool) -> None:
     body = load("pricehistory_empty")
