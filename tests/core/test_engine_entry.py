@@ -35,6 +35,7 @@ from scenario import (
 )
 
 from gexbot.core.engine import EngineParams, initial_state, step
+from gexbot.core.rules import entry_blockers
 from gexbot.core.types import (
     Action,
     Blocker,
@@ -337,3 +338,29 @@ def test_fresh_state_is_flat_with_the_preset_balance() -> None:
     state = initial_state(PARAMS)
     assert (state.balance, state.position, state.cooldown_until) == (100_000.0, None, None)
     assert state.prices.shape == (0,)
+
+
+@pytest.mark.parametrize(
+    ("spot", "side"),
+    [(None, LONG), (None, SHORT), (LEVEL, None)],
+    ids=["below the lower band", "above the upper band", "inside"],
+)
+def test_an_entry_is_planned_only_for_the_breached_side(
+    spot: float | None, side: Direction | None
+) -> None:
+    """`entry_blockers` hands `step` a plan for the breached side, and no plan without a breach."""
+    snapshots = warm_then(spot, side or LONG, ofi=3.0)
+    before, _ = run(snapshots[:-1])
+    _, minutes = run(snapshots)
+    feats = decided(minutes[-1]).features
+    _, plan = entry_blockers(before, snapshots[-1], feats, PARAMS, had_position=False)
+    assert (None if plan is None else plan.direction) is side
+
+
+def test_no_entry_is_planned_before_the_bands_are_known() -> None:
+    (first,) = Market().snapshots([LEVEL])
+    _, minutes = run([first])
+    feats = decided(minutes[0]).features
+    assert feats.band_mid is None
+    blockers, plan = entry_blockers(initial_state(PARAMS), first, feats, PARAMS, False)
+    assert (Blocker.WARMUP in blockers, plan) == (True, None)
