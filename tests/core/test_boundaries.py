@@ -106,14 +106,9 @@ def test_ofi_exactly_at_either_threshold_blocks(
     snapshots = warm_then(None, direction, ofi=ofi)
     mean = last_features(snapshots).ofi
     assert mean is not None
-    agreeing, disagreeing = (
-        (above(mean), below(mean))
-        if direction is SHORT
-        else (
-            below(mean),
-            above(mean),
-        )
-    )
+    agreeing, disagreeing = above(mean), below(mean)
+    if direction is LONG:
+        agreeing, disagreeing = disagreeing, agreeing
     for value, expected in [
         (mean, (Action.WAIT, (B.OFI,))),
         (disagreeing, (Action.WAIT, (B.OFI,))),
