@@ -7,33 +7,34 @@ be decoded; only its last member lacks the gzip trailer. The next writer closes 
 properly (cutting off the few bytes of the line that was being written, which no reader could
 decode) before it appends its own, so the file is a valid gzip stream again.
 
-Reading is tolerant of what a kill leaves behind (a member without trailer, a half line) and
-of a member that breaks off in the middle of the file: complete lines are kept and each
-problem is reported in words for the caller to warn about.
+Reading (`recdecode`) is tolerant of what a kill leaves behind and of damage in the middle of
+a file, and bounds what one line may cost. A header's values are data: `check_header` takes a
+variant only if it is a variant name (it names files) and a session only if it is a date.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import struct
 import zlib
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from gexbot.documents import load_json
 from gexbot.errors import ConfigError
+from gexbot.market.recdecode import Decoded, decode
+from gexbot.settings import VARIANT_PATTERN
 
 FORMAT = "gexbot-recording"
 VERSION = 1
 SUFFIX = ".jsonl.gz"
 LEVEL = 6
-_MAGIC = b"\x1f\x8b\x08"
-_HEADER = _MAGIC + b"\x00" + b"\x00\x00\x00\x00" + b"\x00\xff"
+HEADER_LIMIT = 1 << 20
+"""Bytes of the longest header line read (a header with preset and model is about 4 KB)."""
+_HEADER = b"\x1f\x8b\x08\x00" + b"\x00\x00\x00\x00" + b"\x00\xff"
 """Deflate, no flags, no modification time (so equal content gives equal bytes), unknown OS."""
-_SYNC_MARK = b"\x00\x00\xff\xff"
-_FINAL_EMPTY_BLOCK = b"\x03\x00"
-_FTEXT, _FHCRC, _FEXTRA, _FNAME, _FCOMMENT = 1, 2, 4, 8, 16
 
 
 def day_path(directory: Path, variant: str, day: date) -> Path:
@@ -50,7 +51,7 @@ def header_line(variant: str, day: date, extra: dict[str, Any]) -> dict[str, Any
 def is_header_line(line: bytes) -> bool:
     """Whether a raw line is a recording header (of any version)."""
     try:
-        item = json.loads(line)
+        item = load_json(line, strict_numbers=False)
     except ValueError:
         return False
     return isinstance(item, dict) and item.get("format") == FORMAT
@@ -68,206 +69,30 @@ def check_header(header: object, path: Path) -> dict[str, Any]:
             f"{path}: recording format version {version} is newer than this gexbot reads"
             f" ({VERSION}); upgrade gexbot"
         )
-    if not isinstance(header.get("variant"), str) or not header["variant"]:
+    variant = header.get("variant")
+    if not isinstance(variant, str) or not variant:
         raise ConfigError(f"{path}: recording header names no variant")
+    if not re.fullmatch(VARIANT_PATTERN, variant):
+        raise ConfigError(
+            f"{path}: recording header's variant {_clip(variant)} is not a variant name"
+            " (lower-case letters and digits)"
+        )
+    session = header.get("session")
     try:
-        date.fromisoformat(str(header.get("session")))
+        if not isinstance(session, str) or len(session) != len("2026-11-20"):
+            raise ValueError(session)
+        date.fromisoformat(session)
     except ValueError:
-        raise ConfigError(f"{path}: recording header has no valid session date") from None
+        raise ConfigError(
+            f"{path}: recording header has no valid session date (got {_clip(session)})"
+        ) from None
     return header
 
 
-@dataclass
-class Decoded:
-    """What a file held: its complete lines (without newlines) and the problems met on the way.
-
-    When the last member has no trailer (a killed writer), `cut_at` is where its end that no
-    trailer can close begins (its last sync point), `closing` the bytes that close it there
-    (empty when the member goes whole) and `orphans` the complete lines decoded past that point,
-    which a writer appending to the file writes again so that none is lost; `cut_at` is None
-    when the file ends cleanly.
-    """
-
-    lines: list[bytes] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-    cut_at: int | None = None
-    closing: bytes = b""
-    orphans: list[bytes] = field(default_factory=list)
-
-
-def _body_start(data: bytes, pos: int) -> int | None:
-    """Offset of the deflate data of the gzip member at `pos`, or None if no header is there."""
-    if data[pos:pos + 3] != _MAGIC or len(data) < pos + 10:
-        return None
-    flags = data[pos + 3]
-    at = pos + 10
-    try:
-        if flags & _FEXTRA:
-            (extra,) = struct.unpack("<H", data[at:at + 2])
-            at += 2 + extra
-        for flag in (_FNAME, _FCOMMENT):
-            if flags & flag:
-                at = data.index(b"\x00", at) + 1
-        if flags & _FHCRC:
-            at += 2
-    except (struct.error, ValueError):
-        return None
-    return at if at <= len(data) else None
-
-
-@dataclass
-class _Member:
-    """One member's decoding: its output, where its data ended and whether it closed properly."""
-
-    output: bytes
-    end: int
-    closed: bool
-    broken: bool
-
-
-def _inflate(data: bytes, start: int) -> _Member:
-    """Inflate the deflate data from `start`; keeps what decoded before an error or the end.
-
-    Input goes in large chunks; a chunk that fails is fed again in ever smaller pieces from a
-    saved state, so the output up to the failing byte is kept.
-    """
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    pieces: list[bytes] = []
-    step = 1 << 16
-    at = start
-    while at < len(data):
-        chunk = data[at:at + step]
-        saved = inflater.copy()
-        try:
-            pieces.append(inflater.decompress(chunk))
-        except zlib.error:
-            if step == 1:
-                return _Member(b"".join(pieces), at, closed=False, broken=True)
-            inflater, step = saved, max(1, step // 16)
-            continue
-        if inflater.eof:
-            used = len(chunk) - len(inflater.unused_data)
-            return _Member(b"".join(pieces), at + used, closed=True, broken=False)
-        at += len(chunk)
-    return _Member(b"".join(pieces), len(data), closed=False, broken=False)
-
-
-def _resync(data: bytes, after: int) -> int | None:
-    """The next offset past `after` where a member header starts whose data inflates cleanly."""
-    at = data.find(_MAGIC, after)
-    while at != -1:
-        start = _body_start(data, at)
-        if start is not None:
-            member = _inflate(data, start)
-            if not member.broken and member.output[:1] in (b"{", b""):
-                return at
-        at = data.find(_MAGIC, at + 1)
-    return None
-
-
-def _split_lines(output: bytes, decoded: Decoded, where: str) -> None:
-    """Complete lines of one member; a last line without its newline is reported and left out."""
-    lines = output.split(b"\n")
-    last = lines.pop()
-    decoded.lines.extend(line for line in lines if line)
-    if last:
-        decoded.problems.append(f"{where}: a last line cut short was left out")
-
-
-def decode(data: bytes) -> Decoded:
-    """Every complete line of the gzip members in `data`, tolerating what a kill leaves."""
-    decoded = Decoded()
-    pos = 0
-    while pos < len(data):
-        start = _body_start(data, pos)
-        if start is None:
-            following = _resync(data, pos + 1)
-            decoded.problems.append(
-                f"{len(data) - pos if following is None else following - pos} bytes at offset"
-                f" {pos} are not gzip data and were skipped"
-            )
-            if following is None:
-                break
-            pos = following
-            continue
-        member = _inflate(data, start)
-        where = f"gzip member at offset {pos}"
-        if member.closed:
-            trailer = data[member.end:member.end + 8]
-            if len(trailer) < 8:
-                _split_lines(member.output, decoded, where)
-                decoded.problems.append(f"{where}: gzip trailer cut short; lines kept")
-                decoded.cut_at = member.end
-                decoded.closing = struct.pack("<II", zlib.crc32(member.output),
-                                              len(member.output) & 0xFFFFFFFF)
-                break
-            crc, length = struct.unpack("<II", trailer)
-            if crc == zlib.crc32(member.output) and length == len(member.output) & 0xFFFFFFFF:
-                _split_lines(member.output, decoded, where)
-                pos = member.end + 8
-                continue
-            # A member cut short by a kill at its very end, the next writer's member right
-            # behind it: its last bytes may have been borrowed from the next member's header.
-            following = _resync(data, start)
-            output = member.output
-            if following is not None and following < member.end:
-                output = _inflate(data[:following], start).output
-            _split_lines(output, decoded, where)
-            decoded.problems.append(f"{where}: checksum does not match (damaged data); lines kept")
-            if following is None:
-                break
-            pos = following
-            continue
-        # Unfinished or broken: a writer that appended after a kill without closing it first
-        # leaves the next member inside what would otherwise decode as this one's data.
-        following = _resync(data, start)
-        if following is not None:
-            _split_lines(_inflate(data[:following], start).output, decoded, where)
-            decoded.problems.append(
-                f"{where}: broken off before the member at offset {following} (a writer killed"
-                " and another appending?); complete lines of both kept"
-            )
-            pos = following
-            continue
-        _split_lines(member.output, decoded, where)
-        if member.broken:
-            decoded.problems.append(
-                f"{where}: data broken off (an interrupted writer?); the rest of the file is"
-                " unreadable and left out"
-            )
-            break
-        decoded.problems.append(f"{where}: its writer did not finish (killed?); lines kept")
-        _mark_open(data, pos, start, member.output, decoded)
-        break
-    return decoded
-
-
-def _mark_open(data: bytes, member_at: int, start: int, output: bytes, decoded: Decoded) -> None:
-    """Find the last sync point of the unfinished member at the end of `data`.
-
-    A sync point is where an empty stored block ends; appending a final empty block and the
-    trailer there closes the member. Candidates come from the byte pattern, each checked by
-    inflating the member up to it and confirming that the closed stream really ends there.
-    """
-    at = len(data)
-    synced = b""
-    decoded.cut_at, decoded.closing = member_at, b""
-    while True:
-        at = data.rfind(_SYNC_MARK, start, at)
-        if at == -1:
-            break
-        end = at + len(_SYNC_MARK)
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        try:
-            candidate = inflater.decompress(data[start:end] + _FINAL_EMPTY_BLOCK)
-        except zlib.error:
-            continue
-        if inflater.eof and not inflater.unused_data and candidate.endswith(b"\n"):
-            trailer = struct.pack("<II", zlib.crc32(candidate), len(candidate) & 0xFFFFFFFF)
-            decoded.cut_at, decoded.closing = end, _FINAL_EMPTY_BLOCK + trailer
-            synced = candidate
-            break
-    decoded.orphans = [line for line in output[len(synced):].split(b"\n")[:-1] if line]
+def _clip(value: object, width: int = 40) -> str:
+    """A header value as a message quotes it: escaped, cut short."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[:width]}..."
 
 
 def read(path: Path) -> Decoded:
@@ -276,24 +101,34 @@ def read(path: Path) -> Decoded:
 
 
 def read_header(path: Path) -> dict[str, Any]:
-    """Line 1 of a recording, checked, without decoding the rest of the file."""
+    """Line 1 of a recording, checked, without decoding the rest of the file.
+
+    At most `HEADER_LIMIT` bytes are inflated: a first line longer than that is no header.
+    """
+    text = bytearray()
     try:
         with Path(path).open("rb") as handle:
-            data = handle.read(1 << 16)
             inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
-            text = b""
-            while data and b"\n" not in text:
-                text += inflater.decompress(data)
-                data = b"" if inflater.eof else handle.read(1 << 16)
+            while b"\n" not in text and len(text) <= HEADER_LIMIT and not inflater.eof:
+                data = inflater.unconsumed_tail or handle.read(1 << 16)
+                if not data:
+                    break
+                text += inflater.decompress(data, 1 << 16)
     except OSError as problem:
         raise ConfigError(f"{path}: cannot read ({problem.strerror})") from None
     except zlib.error:
         raise ConfigError(f"{path}: not a gzip file") from None
-    first = text.split(b"\n", 1)[0]
+    first = bytes(text.split(b"\n", 1)[0])
+    if len(first) > HEADER_LIMIT:
+        raise ConfigError(
+            f"{path}: not a gexbot recording (line 1 is longer than {HEADER_LIMIT:,} bytes)"
+        )
     try:
-        header = json.loads(first)
-    except ValueError:
+        header = load_json(first, strict_numbers=False)
+    except json.JSONDecodeError:
         raise ConfigError(f"{path}: not a gexbot recording (line 1 is not JSON)") from None
+    except ValueError as problem:
+        raise ConfigError(f"{path}: not a gexbot recording (line 1: {problem})") from None
     return check_header(header, path)
 
 

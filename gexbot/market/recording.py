@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gexbot.core.session import EASTERN
+from gexbot.documents import load_json
 from gexbot.errors import ConfigError
 from gexbot.market import recfile
 from gexbot.market.transport import ENDPOINTS, Endpoint, Exchange, Transport
@@ -190,7 +191,8 @@ class RecordingTransport:
     def _same_recording(self, path: Path, first: list[bytes], day: date) -> bool:
         """Whether the existing file is this variant's recording of `day` (else leave it be)."""
         try:
-            header = recfile.check_header(json.loads(first[0]) if first else None, path)
+            document = load_json(first[0], strict_numbers=False) if first else None
+            header = recfile.check_header(document, path)
         except (ValueError, ConfigError) as problem:
             log.error("%s; not recording %s there", problem, day)
             return False

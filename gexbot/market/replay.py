@@ -4,8 +4,9 @@ The matching rule is part of the recording format: a request is answered by the 
 recorded for the same endpoint in the same clock minute whose symbols include the requested
 ones (`symbols` of quotes, `symbol` of the others); of several, the last one recorded. Nothing
 else of the request is compared, because a live run asks "now" and the replayed clock runs on
-its own. A request nothing matches fails the way a dropped connection does live (no status,
-an error in words), so the loop skips that minute as it would have.
+its own, so no other parameter can make a line unusable. A request nothing matches fails the
+way a dropped connection does live (no status, an error in words), so the loop skips that
+minute as it would have.
 
 Files are read lazily, one session day at a time, so a month of recordings costs the memory
 of one day.
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from gexbot.core.session import EASTERN
+from gexbot.documents import unique_keys
 from gexbot.errors import ConfigError
 from gexbot.market import recfile
 from gexbot.market.recording import eastern_date
@@ -58,10 +60,40 @@ def discover(paths: Sequence[Path]) -> list[Path]:
     return list(unique.values())
 
 
+def compared(endpoint: str) -> str:
+    """The one query parameter the matching rule compares: the symbols asked for."""
+    return "symbols" if endpoint == "quotes" else "symbol"
+
+
 def _symbols(endpoint: str, params: dict[str, str]) -> frozenset[str]:
-    key = "symbols" if endpoint == "quotes" else "symbol"
-    raw = params.get(key, "")
+    raw = params.get(compared(endpoint), "")
     return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+def query_params(endpoint: str, recorded: object) -> dict[str, str]:
+    """A line's `params` as query-string text; ValueError only for what the rule compares.
+
+    Another tool may write a number or a boolean where the recorder writes its text: each
+    scalar becomes the text it stands for in a query string (1 -> "1", true -> "true"). A
+    parameter the matching rule does not compare never makes a line unusable: a null was not
+    sent, and anything else is kept as its JSON text.
+    """
+    if not isinstance(recorded, dict):
+        raise ValueError("params is not an object")
+    key = compared(endpoint)
+    params: dict[str, str] = {}
+    for name, value in recorded.items():
+        if isinstance(value, str):
+            params[name] = value
+        elif isinstance(value, bool):
+            params[name] = "true" if value else "false"
+        elif isinstance(value, int | float):
+            params[name] = json.dumps(value)
+        elif name == key:
+            raise ValueError(f"params.{key} is {type(value).__name__}, not text or a number")
+        elif value is not None:
+            params[name] = json.dumps(value, separators=(",", ":"))
+    return params
 
 
 def matches(endpoint: str, asked: dict[str, str], recorded: dict[str, str]) -> bool:
@@ -71,9 +103,58 @@ def matches(endpoint: str, asked: dict[str, str], recorded: dict[str, str]) -> b
     return asked.get("symbol") == recorded.get("symbol")
 
 
+_PLAIN = json.JSONDecoder()
+_UNIQUE = json.JSONDecoder(object_pairs_hook=unique_keys)
+
+
+def _skip_space(text: str, at: int) -> int:
+    while text[at:at + 1] in (" ", "\t", "\n", "\r"):
+        at += 1
+    return at
+
+
+def _loads(raw: bytes | str) -> Any:
+    """JSON of a line; ValueError for a key given twice or nesting beyond the stack.
+
+    Keys must be unique in the line's object and in its `params`; a body is the answer as it
+    came (live, a key given twice in it was read as the last one), parsed at the C parser's
+    speed, without a Python call per object (that would cost half again a replay's parsing).
+    """
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    try:
+        at = _skip_space(text, 0)
+        if not text.startswith("{", at):
+            return _UNIQUE.decode(text)
+        item: dict[str, Any] = {}
+        at = _skip_space(text, at + 1)
+        while not text.startswith("}", at):
+            if item:
+                if not text.startswith(",", at):
+                    raise ValueError(f"expected ',' or '}}' at character {at}")
+                at = _skip_space(text, at + 1)
+            if not text.startswith('"', at):
+                raise ValueError(f"expected a key at character {at}")
+            key, at = _PLAIN.raw_decode(text, at)
+            at = _skip_space(text, at)
+            if not text.startswith(":", at):
+                raise ValueError(f"expected ':' at character {at}")
+            at = _skip_space(text, at + 1)
+            decoder = _UNIQUE if key == "params" else _PLAIN
+            value, at = decoder.raw_decode(text, at)
+            if key in item:
+                raise ValueError(f"key {key!r} appears twice")
+            item[key] = value
+            at = _skip_space(text, at)
+        if _skip_space(text, at + 1) != len(text):
+            raise ValueError(f"extra data after the object at character {at + 1}")
+        return item
+    except RecursionError:
+        raise ValueError("nested too deeply to read") from None
+
+
 def parse_line(raw: bytes) -> Exchange:
     """One exchange line as an `Exchange`; ValueError saying what is wrong with it."""
-    item: Any = json.loads(raw)
+    item: Any = _loads(raw)
     if not isinstance(item, dict):
         raise ValueError("not a JSON object")
     missing = [key for key in ("at", "endpoint", "params", "status", "body", "error")
@@ -86,11 +167,7 @@ def parse_line(raw: bytes) -> Exchange:
     endpoint = item["endpoint"]
     if endpoint not in ENDPOINTS:
         raise ValueError(f"endpoint {endpoint!r} is not a market-data endpoint")
-    params = item["params"]
-    if not isinstance(params, dict) or not all(
-        isinstance(value, str) for value in params.values()
-    ):
-        raise ValueError("params is not an object of strings")
+    params = query_params(endpoint, item["params"])
     status = item["status"]
     if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
         raise ValueError(f"status {status!r} is not an HTTP status or null")
@@ -188,8 +265,8 @@ def _index_key(raw: bytes) -> tuple[_MinuteKey, dict[str, str]]:
     at = datetime.fromisoformat(found.group(1).decode())
     if at.tzinfo is None:
         raise ValueError(f"at {found.group(1).decode()!r} has no UTC offset")
-    params = json.loads(found.group(3))
-    return (found.group(2).decode(), minute_key(at)), params
+    endpoint = found.group(2).decode()
+    return (endpoint, minute_key(at)), query_params(endpoint, _loads(found.group(3)))
 
 
 class ReplayTransport:

@@ -6,7 +6,8 @@ a structured extra or in a traceback comes out as ``***``. Secrets learnt at run
 access token) are registered with `Redactor.add`.
 
 Text lines read ``2026-11-20 10:31:00 WARNING message``: the time in New York, the level only
-when it is not INFO. A record carrying an ``event_at`` extra is an event line whose message
+when it is not INFO; a control character in a message is written as an escape, so no input can
+forge a line. A record carrying an ``event_at`` extra is an event line whose message
 already starts with its own (possibly simulated) minute, so no wall-clock time is put before it.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -75,6 +77,19 @@ class Redactor(logging.Filter):
         return True
 
 
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with control characters written as escapes (``\\n``, ``\\x1b``): one line, inert.
+
+    A message quotes what came from outside (a recorded error text, a header value, a file
+    name); a newline in it would start what reads as a line of its own, and a terminal escape
+    could rewrite the lines above.
+    """
+    return _CONTROL.sub(lambda found: repr(found.group(0))[1:-1], text)
+
+
 class TextFormatter(logging.Formatter):
     """``YYYY-MM-DD HH:MM:SS [LEVEL ]message`` in New York time; event lines bring their own."""
 
@@ -86,7 +101,7 @@ class TextFormatter(logging.Formatter):
         else:
             at = datetime.fromtimestamp(record.created, EASTERN)
             head = f"{at:%Y-%m-%d %H:%M:%S} {level}"
-        text = head + record.getMessage()
+        text = head + escape_controls(record.getMessage())
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:
