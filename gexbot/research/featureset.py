@@ -1,0 +1,282 @@
+"""Feature sets: build the tables a backtest needs, reuse the ones still valid, load them.
+
+A table depends on the data (the simulated market's seed, or the bytes of the recordings), the
+preset's table settings (everything but the kernel's per-combination parameters), the HMM
+model's parameters and the gexbot version. Tables live under `OUT/<variant>/<key>/`, the key a
+hash of the table settings, so each set of feature parameters has its own folder; within it a
+day whose model, version or data changed, or whose file is damaged, is rebuilt with one line
+saying why. Days build in parallel processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gexbot import __version__
+from gexbot.core.engine import EngineParams
+from gexbot.core.hmm import HmmModel, model_from_dict, model_to_dict
+from gexbot.core.types import SessionTimes
+from gexbot.errors import ConfigError
+from gexbot.model_io import read_model
+from gexbot.research.fold import COLUMN_DTYPES, fold_session
+from gexbot.research.markets import DataSpec, MarketData
+from gexbot.research.params import apply_overrides, table_identity
+from gexbot.research.tables import BadTable, StoredSession, read_session, table_path, write_session
+from gexbot.settings import Preset, load_variant
+
+log = logging.getLogger("gexbot.research")
+KEY_CHARS = 16
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FeatureSet:
+    """Per-minute feature columns of consecutive sessions, ready for the kernel.
+
+    `columns` holds every session's rows one after the other (`fold.COLUMN_DTYPES`);
+    `offsets[s]:offsets[s + 1]` are session s's rows; `close_minute[s]` its close in minutes
+    since the epoch. `preset` is the preset the tables were built with; any strategy whose
+    table settings equal its own may be evaluated on them.
+    """
+
+    variant: str
+    preset: Preset
+    directory: Path
+    table_key: str
+    model_sha256: str
+    dates: tuple[date, ...]
+    facts: tuple[dict[str, Any], ...]
+    columns: dict[str, np.ndarray]
+    skip_reason: tuple[str | None, ...]
+    offsets: np.ndarray
+    close_minute: np.ndarray
+
+    @property
+    def n_sessions(self) -> int:
+        """Sessions in the set."""
+        return len(self.dates)
+
+    @property
+    def n_minutes(self) -> int:
+        """Session minutes in the set, skipped ones included."""
+        return int(self.offsets[-1])
+
+    def skipped_by_kind(self) -> dict[str, int]:
+        """Skipped minutes counted by the kind of problem (the part of the reason before ':')."""
+        kinds = Counter(r.split(": ", 1)[0] for r in self.skip_reason if r is not None)
+        return dict(sorted(kinds.items()))
+
+
+def model_sha256(model: HmmModel) -> str:
+    """A hash of what decoding reads from a model (its metadata left out)."""
+    document = {k: v for k, v in model_to_dict(model).items() if k != "metadata"}
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()
+
+
+def table_key(preset: Preset) -> str:
+    """The folder name of a preset's tables: a hash of its table settings."""
+    text = json.dumps(table_identity(preset), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:KEY_CHARS]
+
+
+def load_features(
+    variant: str,
+    data: DataSpec,
+    out: Path,
+    *,
+    preset: Preset | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    model_path: Path | None = None,
+    workers: int | None = None,
+) -> FeatureSet:
+    """The feature set of `data` for `variant`, building only the tables that are missing.
+
+    `preset` defaults to the shipped one; `overrides` (dotted keys) are applied and validated
+    first, so a sweep passes a combination's table settings here. `model_path` overrides the
+    preset's model (a replay otherwise uses the model its recordings name, as the daemon does).
+    """
+    preset = load_variant(variant) if preset is None else preset
+    if preset.variant != variant:
+        raise ConfigError(f"the preset is for variant {preset.variant!r}, not {variant!r}")
+    preset = apply_overrides(preset, overrides or {})
+    market = MarketData(data, preset)
+    model = _choose_model(preset, market, model_path)
+    directory = Path(out) / variant / table_key(preset)
+    provenance = {
+        "gexbot_version": __version__,
+        "variant": variant,
+        "table_key": table_key(preset),
+        "table_settings": table_identity(preset),
+        "preset": preset.model_dump(mode="json"),
+        "model_sha256": model_sha256(model),
+        "data": data.describe(),
+    }
+    sessions = market.sessions()
+    if not sessions:
+        raise ConfigError("no trading session in the data: nothing to build")
+    stored: dict[date, StoredSession] = {}
+    stale: list[tuple[SessionTimes, str]] = []
+    for session in sessions:
+        path = table_path(directory, session.date.isoformat())
+        if not path.exists():
+            stale.append((session, "not built yet"))
+            continue
+        try:
+            found = read_session(path)
+        except BadTable as problem:
+            stale.append((session, f"{problem}"))
+            continue
+        why = _mismatch(found.meta, provenance, market.data_id(session))
+        if why is None:
+            stored[session.date] = found
+        else:
+            stale.append((session, why))
+    if stale:
+        _report(stale, directory, len(sessions))
+        jobs = [(s, {**provenance, "data_id": market.data_id(s)}) for s, _ in stale]
+        _build(data, preset, model, jobs, directory, workers)
+        for session, _ in stale:
+            stored[session.date] = read_session(table_path(directory, session.date.isoformat()))
+    return _assemble(variant, preset, directory, provenance, [stored[s.date] for s in sessions])
+
+
+def _choose_model(preset: Preset, market: MarketData, model_path: Path | None) -> HmmModel:
+    """--model, else (replay) the model the recordings name, else the preset's: as the daemon."""
+    model = read_model(model_path if model_path is not None else preset.model_file())
+    if model_path is None:
+        recorded = market.recorded_model()
+        if recorded is not None:
+            return recorded
+    return model
+
+
+def _mismatch(meta: Mapping[str, Any], wanted: Mapping[str, Any], data_id: str) -> str | None:
+    """Why a stored table does not serve, or None when it does."""
+    if meta.get("variant") != wanted["variant"]:
+        return f"built for variant {meta.get('variant')!r}"
+    if meta.get("gexbot_version") != wanted["gexbot_version"]:
+        return f"built by gexbot {meta.get('gexbot_version')}, this is {wanted['gexbot_version']}"
+    if meta.get("table_settings") != wanted["table_settings"]:
+        return "built with other table settings"
+    if meta.get("model_sha256") != wanted["model_sha256"]:
+        return "built with another HMM model"
+    if meta.get("data_id") != data_id:
+        return "its data changed (another seed or other recordings)"
+    return None
+
+
+def _report(stale: Sequence[tuple[SessionTimes, str]], directory: Path, total: int) -> None:
+    """One line per reason: how many session tables are (re)built and why."""
+    by_reason: dict[str, list[SessionTimes]] = {}
+    for session, why in stale:
+        by_reason.setdefault(why, []).append(session)
+    for why, sessions in by_reason.items():
+        first = sessions[0].date.isoformat()
+        verb = "building" if why == "not built yet" else "rebuilding"
+        example = "" if why == "not built yet" else f" (e.g. {table_path(directory, first)})"
+        log.info("%s %d of %d session tables in %s: %s%s", verb, len(sessions), total,
+                 directory, why, example)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_start(data: DataSpec, preset: Preset, model: dict[str, Any]) -> None:
+    """Open the market once per worker process."""
+    _WORKER["market"] = MarketData(data, preset)
+    _WORKER["params"] = EngineParams.from_preset(preset, model_from_dict(model))
+
+
+def _worker_build(job: tuple[SessionTimes, dict[str, Any], Path]) -> int:
+    session, provenance, path = job
+    market: MarketData = _WORKER["market"]
+    features = fold_session(session, market.minutes(session), _WORKER["params"])
+    write_session(path, features, provenance)
+    return features.minutes
+
+
+def _build(
+    data: DataSpec,
+    preset: Preset,
+    model: HmmModel,
+    jobs: Sequence[tuple[SessionTimes, dict[str, Any]]],
+    directory: Path,
+    workers: int | None,
+) -> None:
+    """Fold and write the sessions of `jobs`, in parallel processes when there are several."""
+    started = time.perf_counter()
+    tasks = [(s, p, table_path(directory, s.date.isoformat())) for s, p in jobs]
+    count = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
+    document = model_to_dict(model)
+    if count == 1:
+        _worker_start(data, preset, document)
+        minutes = sum(map(_worker_build, tasks))
+    else:
+        with ProcessPoolExecutor(count, initializer=_worker_start,
+                                 initargs=(data, preset, document)) as pool:
+            minutes = sum(pool.map(_worker_build, tasks))
+    log.info("built %d session tables (%d minutes) in %.1f s on %d process(es)", len(tasks),
+             minutes, time.perf_counter() - started, count)
+
+
+def _assemble(
+    variant: str,
+    preset: Preset,
+    directory: Path,
+    provenance: Mapping[str, Any],
+    stored: Sequence[StoredSession],
+) -> FeatureSet:
+    """Concatenate the stored sessions' columns in date order."""
+    return assemble(
+        variant,
+        preset,
+        directory,
+        str(provenance["table_key"]),
+        str(provenance["model_sha256"]),
+        [(s.columns, s.skip_reason, s.facts) for s in stored],
+    )
+
+
+def assemble(
+    variant: str,
+    preset: Preset,
+    directory: Path,
+    key: str,
+    model_hash: str,
+    sessions: Sequence[tuple[Mapping[str, np.ndarray], Sequence[str | None], dict[str, Any]]],
+) -> FeatureSet:
+    """A feature set of sessions given as (columns, skip reasons, facts), oldest first."""
+    lengths = [columns["minute"].shape[0] for columns, _, _ in sessions]
+    offsets = np.zeros(len(sessions) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(lengths)
+    columns = {
+        name: np.concatenate([c[name] for c, _, _ in sessions]) if sessions
+        else np.empty(0, dtype=dtype)
+        for name, dtype in COLUMN_DTYPES.items()
+    }
+    facts = tuple(f for _, _, f in sessions)
+    return FeatureSet(
+        variant=variant,
+        preset=preset,
+        directory=directory,
+        table_key=key,
+        model_sha256=model_hash,
+        dates=tuple(date.fromisoformat(f["date"]) for f in facts),
+        facts=facts,
+        columns=columns,
+        skip_reason=tuple(r for _, reasons, _ in sessions for r in reasons),
+        offsets=offsets,
+        close_minute=np.array([f["close_minute"] for f in facts], dtype=np.int64),
+    )

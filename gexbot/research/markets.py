@@ -1,0 +1,142 @@
+"""Where research reads market data: the one place that opens a market and asks it for minutes.
+
+The feature tables are built from the same seams the daemon trades on (`open_market`, the
+`MarketFeed` that makes and parses the minute's three requests, `SimMarket`, `ReplayTransport`),
+minute by minute as the loop asks on a simulated clock, so a table holds what the daemon's run
+over the same data would have seen. Anything that assembles a run in another way should change
+this module only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from gexbot.core.hmm import HmmModel
+from gexbot.core.session import TradingCalendar, session_minutes
+from gexbot.core.types import SessionTimes
+from gexbot.errors import ConfigError, DataError
+from gexbot.market.feed import MarketFeed
+from gexbot.research.fold import MinuteData
+from gexbot.settings import Preset
+from gexbot.sources import Market, SourceOptions, open_market, recorded_model
+
+CALENDAR_MARGIN_DAYS = 14
+"""Days before the first session the calendar must know (its previous close)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataSpec:
+    """Which sessions a table is built from: the simulated market or recordings.
+
+    `seed`, `start` and `days` describe the simulated market's sessions; `replay` the recording
+    files or folders (as `python -m gexbot.live --replay` takes them).
+    """
+
+    source: str
+    seed: int = 1
+    start: date | None = None
+    days: int = 0
+    replay: tuple[Path, ...] = field(default=())
+
+    @classmethod
+    def sim(cls, seed: int, start: date, days: int) -> DataSpec:
+        """`days` simulated sessions from `start` on, market seed `seed`."""
+        return cls(source="sim", seed=seed, start=start, days=days)
+
+    @classmethod
+    def recordings(cls, paths: tuple[Path, ...] | list[Path]) -> DataSpec:
+        """The sessions recorded in `paths` (files or folders)."""
+        return cls(source="replay", replay=tuple(Path(p) for p in paths))
+
+    def check(self) -> None:
+        """ConfigError for a spec that names no data."""
+        if self.source == "sim":
+            if self.start is None:
+                raise ConfigError("--start is needed with --source sim (the first session)")
+            if self.days < 1:
+                raise ConfigError("--days must be at least 1")
+            if self.seed < 0:
+                raise ConfigError(f"--seed must be a non-negative integer (got {self.seed})")
+        elif self.source == "replay":
+            if not self.replay:
+                raise ConfigError("--replay needs at least one recording file or folder")
+        else:
+            raise ConfigError(f"unknown data source {self.source!r} (sim or replay)")
+
+    def describe(self) -> dict[str, Any]:
+        """The spec as JSON-ready data, kept in each table so it can be rebuilt from it."""
+        if self.source == "sim":
+            start = self.start.isoformat() if self.start is not None else None
+            return {"source": "sim", "seed": self.seed, "start": start, "days": self.days}
+        return {"source": "replay", "replay": [str(p) for p in self.replay]}
+
+
+def calendar_for(preset: Preset, spec: DataSpec) -> TradingCalendar:
+    """The exchange calendar a run over `spec` uses (as the daemon builds it)."""
+    start = spec.start
+    if start is not None:
+        start = date.fromordinal(start.toordinal() - CALENDAR_MARGIN_DAYS)
+    return TradingCalendar(
+        preset.calendar, preset.strategy.flatten_minutes_before_close, start=start
+    )
+
+
+class MarketData:
+    """An opened market: its sessions, each session's minutes, and what identifies its data."""
+
+    def __init__(self, spec: DataSpec, preset: Preset) -> None:
+        spec.check()
+        self.spec = spec
+        self.preset = preset
+        self.calendar = calendar_for(preset, spec)
+        options = SourceOptions(source="sim", seed=spec.seed, replay=spec.replay or None,
+                                record=None)
+        self._market: Market = open_market(options, preset, self.calendar)
+        self._feed = MarketFeed(self._market.transport, preset, self.calendar)
+
+    def sessions(self) -> list[SessionTimes]:
+        """The sessions of the data, oldest first (recorded days the exchange was closed are
+        left out, with a warning, as the daemon does)."""
+        if self._market.replay is not None:
+            return self._market.replay_sessions(self.calendar)
+        assert self.spec.start is not None  # noqa: S101 (checked in __init__)
+        return self.calendar.sessions_from(self.spec.start, self.spec.days)
+
+    def minutes(self, session: SessionTimes) -> Iterator[MinuteData]:
+        """Each minute of `session` as the daemon's loop fetches it on a simulated clock."""
+        for minute in session_minutes(session):
+            try:
+                yield minute, self._feed.snapshot(session, minute, minute)
+            except DataError as problem:
+                yield minute, problem
+
+    def recorded_model(self) -> HmmModel | None:
+        """The model the recordings name (None for the simulated market, or none named)."""
+        if self._market.replay is None:
+            return None
+        return recorded_model(self._market.replay)
+
+    def data_id(self, session: SessionTimes) -> str:
+        """What identifies one session's data: the sim seed, or a hash of its recordings."""
+        if self._market.replay is None:
+            return f"sim seed {self.spec.seed}"
+        digest = hashlib.sha256()
+        for path in self._market.replay.files(session.date):
+            digest.update(_file_digest(path))
+        return f"recordings sha256 {digest.hexdigest()}"
+
+
+def _file_digest(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as problem:
+        raise ConfigError(f"{path}: cannot read recording ({problem.strerror})") from None
+    return digest.digest()
