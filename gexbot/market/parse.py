@@ -293,16 +293,30 @@ def parse_chain(exchange: Exchange, min_usable_per_side: float = 0.0) -> Chain:
     if calls + puts == 0:
         raise DataError("chains: no contracts (both expiration maps empty)", "chain_empty")
     pairs = np.fromiter(map(_greek, raw), dtype=np.float64, count=len(raw)).reshape(-1, 2)
-    gamma, open_interest = pairs[:, 0], pairs[:, 1]
+    return judge_chain(calls, strikes, pairs[:, 0], pairs[:, 1], min_usable_per_side)
+
+
+def judge_chain(
+    calls: int,
+    strikes: list[float] | FloatArray,
+    gamma: FloatArray,
+    open_interest: FloatArray,
+    min_usable_per_side: float,
+) -> Chain:
+    """A `Chain` of parsed values (calls first, NaN where missing), or the `DataError` saying
+    why it is unusable (see `parse_chain`). Shared with sources that read the same values
+    without a JSON answer, so a chain is judged one way."""
+    total = int(gamma.shape[0])
+    puts = total - calls
     usable = (gamma >= 0) & (open_interest >= 0)
     if not np.any(usable):
         raise DataError(
-            f"chains: none of {calls + puts} contracts has a usable gamma and open interest",
+            f"chains: none of {total} contracts has a usable gamma and open interest",
             "chain_unusable",
         )
     if not np.any(open_interest > 0):
         raise DataError(
-            f"chains: none of {calls + puts} contracts shows any open interest",
+            f"chains: none of {total} contracts shows any open interest",
             "chain_no_interest",
         )
     for name, side in (("calls", usable[:calls]), ("puts", usable[calls:])):

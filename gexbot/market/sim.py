@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import FloatArray, SessionTimes
 from gexbot.errors import CalendarError, ConfigError
-from gexbot.market.sim_chain import chain_body
+from gexbot.market.sim_chain import ChainSide, chain_body, chain_sides
 from gexbot.market.sim_path import DailyWalk, DayPath, build_day, variant_key
 from gexbot.market.transport import Endpoint, Exchange
 from gexbot.settings import Preset
@@ -41,6 +41,22 @@ class _BadRequest(Exception):
         super().__init__(detail)
         self.detail = detail
         self.parameter = parameter
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SimMinute:
+    """One session minute's numbers as the three answers carry them (see `minute_values`).
+
+    `closes` are the closes of today's bars that opened before the minute; `chain` the strike
+    keys, gamma and open interest of each side and expiration, in the answer's order.
+    """
+
+    spot: float
+    bid_size: int
+    ask_size: int
+    closes: FloatArray
+    previous_close: float
+    chain: list[ChainSide]
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +162,35 @@ class SimMarket:
         except CalendarError as exc:
             return self._error(endpoint, params, at, str(exc), None)
         return Exchange(at=at, endpoint=endpoint, params=dict(params), status=200, body=body)
+
+    def minute_values(self, at: datetime, from_date: date, to_date: date,
+                      strike_count: int) -> SimMinute | None:
+        """What the quotes, history and chain answers of session minute `at` carry that a parser
+        reads, taken from the same numbers without building the answers (for bulk research).
+
+        `from_date`, `to_date` and `strike_count` are the chain request's. None when `at` is not
+        inside a session or the request is one the chains handler would refuse: then only the
+        answers say what happens.
+        """
+        with self._lock:
+            at = at.astimezone(EASTERN)
+            moment = self._moment(at)
+            span = (to_date - from_date).days
+            if not moment.live or not 0 <= span <= MAX_CHAIN_DAYS or not 1 <= strike_count <= 500:
+                return None
+            path, m = moment.path, moment.minute
+            expirations = self._expirations(moment, from_date, to_date)
+            closes = path.prices[1:m + 1].copy()
+            closes.flags.writeable = False
+            return SimMinute(
+                spot=float(path.prices[m]),
+                bid_size=int(path.bid_size[m]),
+                ask_size=int(path.ask_size[m]),
+                closes=closes,
+                previous_close=path.closes.previous,
+                chain=chain_sides(path, m, moment.now, expirations, "ALL", strike_count,
+                                  self._preset.sim.strike_interval),
+            )
 
     def minute_closes(self, day: date) -> FloatArray:
         """The 1-minute bar closes of the index on session `day`, from the open to the close."""

@@ -16,7 +16,7 @@ import numpy as np
 from gexbot.errors import ConfigError
 from gexbot.research import nb
 from gexbot.research.enums import EXIT_COUNT_FIELDS, EXIT_REASONS
-from gexbot.research.featureset import FeatureSet
+from gexbot.research.featureset import FeatureSet, first_difference
 from gexbot.research.params import kernel_matrix, kernel_vector, table_identity
 from gexbot.settings import Preset, StrategySettings
 
@@ -86,21 +86,13 @@ def strategy_preset(features: FeatureSet, base: Preset | StrategySettings | None
         return features.preset
     if isinstance(base, StrategySettings):
         base = features.preset.model_copy(update={"strategy": base})
-    mine, theirs = table_identity(base), table_identity(features.preset)
-    if mine != theirs:
+    differs = first_difference(table_identity(base), table_identity(features.preset))
+    if differs is not None:
         raise ConfigError(
-            f"the strategy's {_first_difference(mine, theirs)} differs from the feature table's"
+            f"the strategy's {differs} differs from the feature table's"
             f" ({features.directory}); build features with it"
         )
     return base
-
-
-def _first_difference(mine: Any, theirs: Any, prefix: str = "") -> str:
-    if isinstance(mine, dict) and isinstance(theirs, dict):
-        for key in sorted(set(mine) | set(theirs)):
-            if mine.get(key) != theirs.get(key):
-                return _first_difference(mine.get(key), theirs.get(key), f"{prefix}{key}.")
-    return prefix.rstrip(".") or "settings"
 
 
 def evaluate_many(

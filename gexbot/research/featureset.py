@@ -18,7 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,14 @@ from gexbot.model_io import read_model
 from gexbot.research.fold import COLUMN_DTYPES, fold_session
 from gexbot.research.markets import DataSpec, MarketData
 from gexbot.research.params import apply_overrides, table_identity
-from gexbot.research.tables import BadTable, StoredSession, read_session, table_path, write_session
+from gexbot.research.tables import (
+    SUFFIX,
+    BadTable,
+    StoredSession,
+    read_session,
+    table_path,
+    write_session,
+)
 from gexbot.settings import Preset, load_variant
 
 log = logging.getLogger("gexbot.research")
@@ -62,6 +69,8 @@ class FeatureSet:
     skip_reason: tuple[str | None, ...]
     offsets: np.ndarray
     close_minute: np.ndarray
+    data: dict[str, Any] = field(default_factory=dict)
+    """The data the tables were built from (`DataSpec.describe`)."""
 
     @property
     def n_sessions(self) -> int:
@@ -106,26 +115,105 @@ def load_features(
     `preset` defaults to the shipped one; `overrides` (dotted keys) are applied and validated
     first, so a sweep passes a combination's table settings here. `model_path` overrides the
     preset's model (a replay otherwise uses the model its recordings name, as the daemon does).
+    Tables go to `out/<variant>/<data>/<key>/`: one folder per data and table settings.
     """
     preset = load_variant(variant) if preset is None else preset
     if preset.variant != variant:
         raise ConfigError(f"the preset is for variant {preset.variant!r}, not {variant!r}")
     preset = apply_overrides(preset, overrides or {})
     market = MarketData(data, preset)
-    model = _choose_model(preset, market, model_path)
-    directory = Path(out) / variant / table_key(preset)
+    sessions = market.sessions()
+    if not sessions:
+        raise ConfigError("no trading session in the data: nothing to build")
+    directory = Path(out) / variant / market.label() / table_key(preset)
+    return _synced(market, preset, _choose_model(preset, market, model_path), directory,
+                   sessions, workers)
+
+
+def open_features(
+    directory: Path,
+    variant: str,
+    preset: Preset,
+    *,
+    model_path: Path | None = None,
+    workers: int | None = None,
+) -> FeatureSet:
+    """The feature set of the tables in `directory` (one folder `load_features` wrote).
+
+    The strategy `preset` must share the tables' settings. Tables of another gexbot version or
+    model are rebuilt from the data they name (one line says so); a damaged one is refused.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ConfigError(f"{directory}: no such feature table folder")
+    files = sorted(directory.glob(f"*{SUFFIX}"))
+    if not files:
+        raise ConfigError(f"{directory}: no feature tables (*{SUFFIX}) in this folder; build"
+                          " them with python -m gexbot.features build")
+    metas = []
+    for path in files:
+        try:
+            metas.append(read_session(path).meta)
+        except BadTable as problem:
+            raise ConfigError(f"{path}: {problem}; delete it and build the tables again"
+                              " (python -m gexbot.features build)") from None
+    found = {str(meta.get("variant")) for meta in metas}
+    if found != {variant}:
+        raise ConfigError(f"{directory}: tables of variant {', '.join(sorted(found))}, not"
+                          f" {variant!r}")
+    differs = first_difference(table_identity(preset), metas[0].get("table_settings"))
+    if differs is not None:
+        raise ConfigError(f"{directory}: built with another {differs} than the strategy's;"
+                          " build tables with it, or name the data instead of --features")
+    specs = {json.dumps(meta.get("data"), sort_keys=True) for meta in metas}
+    if len(specs) != 1:
+        raise ConfigError(f"{directory}: tables of different data in one folder")
+    days = sorted(date.fromisoformat(meta["session"]["date"]) for meta in metas)
+    market = MarketData(_spec_of(metas[0].get("data"), days[0]), preset)
+    sessions = [market.calendar.session(day) for day in days]
+    return _synced(market, preset, _choose_model(preset, market, model_path), directory,
+                   sessions, workers)
+
+
+def _spec_of(described: Any, first: date) -> DataSpec:
+    """The data a table names (`DataSpec.describe`), to rebuild it."""
+    if isinstance(described, dict) and described.get("source") == "sim":
+        return DataSpec.sim(int(described.get("seed", 1)), first, 1)
+    if isinstance(described, dict) and described.get("source") == "replay":
+        return DataSpec.recordings([Path(p) for p in described.get("replay", [])])
+    raise ConfigError(f"tables that name no data they were built from ({described!r})")
+
+
+def first_difference(mine: Any, theirs: Any, prefix: str = "") -> str | None:
+    """The first dotted key whose value differs between two documents, None if none does."""
+    if mine == theirs:
+        return None
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        for key in sorted(set(mine) | set(theirs)):
+            found = first_difference(mine.get(key), theirs.get(key), f"{prefix}{key}.")
+            if found is not None:
+                return found
+    return prefix.rstrip(".") or "settings"
+
+
+def _synced(
+    market: MarketData,
+    preset: Preset,
+    model: HmmModel,
+    directory: Path,
+    sessions: Sequence[SessionTimes],
+    workers: int | None,
+) -> FeatureSet:
+    """Reuse each session's table that still serves, rebuild the others, and load them all."""
     provenance = {
         "gexbot_version": __version__,
-        "variant": variant,
+        "variant": preset.variant,
         "table_key": table_key(preset),
         "table_settings": table_identity(preset),
         "preset": preset.model_dump(mode="json"),
         "model_sha256": model_sha256(model),
-        "data": data.describe(),
+        "data": market.spec.describe(),
     }
-    sessions = market.sessions()
-    if not sessions:
-        raise ConfigError("no trading session in the data: nothing to build")
     stored: dict[date, StoredSession] = {}
     stale: list[tuple[SessionTimes, str]] = []
     for session in sessions:
@@ -146,10 +234,11 @@ def load_features(
     if stale:
         _report(stale, directory, len(sessions))
         jobs = [(s, {**provenance, "data_id": market.data_id(s)}) for s, _ in stale]
-        _build(data, preset, model, jobs, directory, workers)
+        _build(market.spec, preset, model, jobs, directory, workers)
         for session, _ in stale:
             stored[session.date] = read_session(table_path(directory, session.date.isoformat()))
-    return _assemble(variant, preset, directory, provenance, [stored[s.date] for s in sessions])
+    return _assemble(preset.variant, preset, directory, provenance,
+                     [stored[s.date] for s in sessions])
 
 
 def _choose_model(preset: Preset, market: MarketData, model_path: Path | None) -> HmmModel:
@@ -239,7 +328,7 @@ def _assemble(
     stored: Sequence[StoredSession],
 ) -> FeatureSet:
     """Concatenate the stored sessions' columns in date order."""
-    return assemble(
+    built = assemble(
         variant,
         preset,
         directory,
@@ -247,6 +336,7 @@ def _assemble(
         str(provenance["model_sha256"]),
         [(s.columns, s.skip_reason, s.facts) for s in stored],
     )
+    return replace(built, data=dict(provenance["data"]))
 
 
 def assemble(

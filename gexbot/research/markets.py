@@ -5,6 +5,10 @@ The feature tables are built from the same seams the daemon trades on (`open_mar
 minute by minute as the loop asks on a simulated clock, so a table holds what the daemon's run
 over the same data would have seen. Anything that assembles a run in another way should change
 this module only.
+
+The simulated market's snapshots are made from its numbers (`SimSnapshots`) rather than from
+its JSON, which would cost most of the build; the tests hold them equal to the parser's,
+minute for minute, and any minute in doubt goes through the parser.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from gexbot.core.session import TradingCalendar, session_minutes
 from gexbot.core.types import SessionTimes
 from gexbot.errors import ConfigError, DataError
 from gexbot.market.feed import MarketFeed
+from gexbot.market.sim import SimMarket
+from gexbot.market.sim_snapshot import SimSnapshots
 from gexbot.research.fold import MinuteData
 from gexbot.settings import Preset
 from gexbot.sources import Market, SourceOptions, open_market, recorded_model
@@ -73,7 +79,7 @@ class DataSpec:
         if self.source == "sim":
             start = self.start.isoformat() if self.start is not None else None
             return {"source": "sim", "seed": self.seed, "start": start, "days": self.days}
-        return {"source": "replay", "replay": [str(p) for p in self.replay]}
+        return {"source": "replay", "replay": [str(p.resolve()) for p in self.replay]}
 
 
 def calendar_for(preset: Preset, spec: DataSpec) -> TradingCalendar:
@@ -94,10 +100,14 @@ class MarketData:
         self.spec = spec
         self.preset = preset
         self.calendar = calendar_for(preset, spec)
-        options = SourceOptions(source="sim", seed=spec.seed, replay=spec.replay or None,
+        options = SourceOptions(source=spec.source, seed=spec.seed, replay=spec.replay or None,
                                 record=None)
         self._market: Market = open_market(options, preset, self.calendar)
         self._feed = MarketFeed(self._market.transport, preset, self.calendar)
+        transport = self._market.transport
+        self._direct = (SimSnapshots(transport, self._feed, preset)
+                        if isinstance(transport, SimMarket) else None)
+        self._data_ids: dict[date, str] = {}
 
     def sessions(self) -> list[SessionTimes]:
         """The sessions of the data, oldest first (recorded days the exchange was closed are
@@ -105,13 +115,20 @@ class MarketData:
         if self._market.replay is not None:
             return self._market.replay_sessions(self.calendar)
         assert self.spec.start is not None  # noqa: S101 (checked in __init__)
-        return self.calendar.sessions_from(self.spec.start, self.spec.days)
+        sessions = self.calendar.sessions_from(self.spec.start, self.spec.days)
+        transport = self._market.transport
+        if sessions and isinstance(transport, SimMarket):
+            transport.minute_closes(sessions[0].date)  # a day it cannot make: refused now
+        return sessions
 
     def minutes(self, session: SessionTimes) -> Iterator[MinuteData]:
         """Each minute of `session` as the daemon's loop fetches it on a simulated clock."""
         for minute in session_minutes(session):
             try:
-                yield minute, self._feed.snapshot(session, minute, minute)
+                if self._direct is not None:
+                    yield minute, self._direct.snapshot(session, minute)
+                else:
+                    yield minute, self._feed.snapshot(session, minute, minute)
             except DataError as problem:
                 yield minute, problem
 
@@ -121,14 +138,24 @@ class MarketData:
             return None
         return recorded_model(self._market.replay)
 
+    def label(self) -> str:
+        """A folder name for this data: the sim seed, or a hash of the recordings' paths."""
+        if self._market.replay is None:
+            return f"sim-seed{self.spec.seed}"
+        names = sorted(str(path.resolve()) for path in self._market.replay.headers)
+        return f"replay-{hashlib.sha256(chr(10).join(names).encode()).hexdigest()[:12]}"
+
     def data_id(self, session: SessionTimes) -> str:
         """What identifies one session's data: the sim seed, or a hash of its recordings."""
         if self._market.replay is None:
             return f"sim seed {self.spec.seed}"
-        digest = hashlib.sha256()
-        for path in self._market.replay.files(session.date):
-            digest.update(_file_digest(path))
-        return f"recordings sha256 {digest.hexdigest()}"
+        known = self._data_ids.get(session.date)
+        if known is None:
+            digest = hashlib.sha256()
+            for path in self._market.replay.files(session.date):
+                digest.update(_file_digest(path))
+            known = self._data_ids[session.date] = f"recordings sha256 {digest.hexdigest()}"
+        return known
 
 
 def _file_digest(path: Path) -> bytes:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,19 @@ def with_skips(days: Sequence[Day], dropped: Callable[[int, int, datetime], bool
             for m, (at, data) in enumerate(minutes)
         )
         out.append((session, kept))
+    return out
+
+
+def with_flatten(days: Sequence[Day], minutes_before_close: int) -> list[Day]:
+    """The same days with sessions whose flatten time is `minutes_before_close` before the close,
+    as a calendar built with that preset setting gives them to the daemon."""
+    out = []
+    for session, minutes in days:
+        moved = replace(session, flatten=session.close - timedelta(minutes=minutes_before_close))
+        out.append((moved, tuple(
+            (at, data if isinstance(data, DataError) else replace(data, session=moved))
+            for at, data in minutes
+        )))
     return out
 
 

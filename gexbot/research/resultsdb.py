@@ -1,0 +1,97 @@
+"""The results database of backtests: runs, their trades and their daily equity, in DuckDB.
+
+Trades keep the daemon's `trades` columns, in its order and meanings, plus the run id, so the
+queries written for the daemon's database work on a backtest's trades. A run id is a hash of
+what the run depends on, so running the same backtest again replaces its rows instead of adding
+a second copy; everything of a run is written in one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from gexbot.errors import ConfigError
+from gexbot.shell.schema import TRADE_COLUMNS, transaction
+
+RUN_COLUMNS = (
+    ("run_id", "VARCHAR"), ("created_at", "TIMESTAMPTZ"), ("variant", "VARCHAR"),
+    ("gexbot_version", "VARCHAR"), ("data", "VARCHAR"), ("features", "VARCHAR"),
+    ("model_sha256", "VARCHAR"), ("preset", "VARCHAR"), ("overrides", "VARCHAR"),
+    ("sessions", "INTEGER"), ("minutes", "INTEGER"), ("skipped_minutes", "INTEGER"),
+    ("trades", "INTEGER"), ("wins", "INTEGER"), ("pnl", "DOUBLE"),
+    ("max_drawdown", "DOUBLE"), ("sharpe", "DOUBLE"), ("sortino", "DOUBLE"),
+    ("exposure", "DOUBLE"), ("end_balance", "DOUBLE"),
+)
+EQUITY_COLUMNS = (
+    ("run_id", "VARCHAR"), ("session", "DATE"), ("pnl", "DOUBLE"), ("balance", "DOUBLE"),
+    ("trades", "INTEGER"),
+)
+TABLES = {
+    "backtest_runs": RUN_COLUMNS,
+    "backtest_trades": (*TRADE_COLUMNS, ("run_id", "VARCHAR")),
+    "backtest_equity": EQUITY_COLUMNS,
+}
+
+
+@contextlib.contextmanager
+def results_database(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """An open results database with its tables; ConfigError in one line if it cannot be."""
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error as problem:
+        first = (str(problem).strip().splitlines() or [type(problem).__name__])[0]
+        raise ConfigError(f"{path}: cannot open the results database ({first})") from None
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        for table, columns in TABLES.items():
+            _ensure(con, path, table, columns)
+        yield con
+    finally:
+        con.close()
+
+
+def _ensure(con: duckdb.DuckDBPyConnection, path: Path, table: str,
+            columns: Sequence[tuple[str, str]]) -> None:
+    found = [name for (name,) in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main'"
+        " AND table_name = ? ORDER BY ordinal_position", [table]).fetchall()]
+    wanted = [name for name, _ in columns]
+    if not found:
+        body = ", ".join(f'"{name}" {kind}' for name, kind in columns)
+        con.execute(f"CREATE TABLE {table} ({body})")
+    elif found != wanted:
+        raise ConfigError(
+            f"{path}: table {table} has columns {', '.join(found)}, not the ones gexbot"
+            " writes; pass another --db"
+        )
+
+
+def write_run(
+    con: duckdb.DuckDBPyConnection,
+    run: dict[str, Any],
+    trades: Sequence[tuple[Any, ...]],
+    equity: Sequence[tuple[Any, ...]],
+) -> None:
+    """Replace run `run["run_id"]`'s rows: its summary, its trades and its daily equity."""
+    run_id = run["run_id"]
+    frames = {
+        "backtest_runs": pd.DataFrame([[run[name] for name, _ in RUN_COLUMNS]],
+                                      columns=[name for name, _ in RUN_COLUMNS]),
+        "backtest_trades": pd.DataFrame([(*row, run_id) for row in trades],
+                                        columns=[n for n, _ in TABLES["backtest_trades"]]),
+        "backtest_equity": pd.DataFrame([(run_id, *row) for row in equity],
+                                        columns=[name for name, _ in EQUITY_COLUMNS]),
+    }
+    with transaction(con):
+        for table, frame in frames.items():
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # noqa: S608
+            if len(frame):
+                con.register("incoming", frame)
+                con.execute(f"INSERT INTO {table} SELECT * FROM incoming")  # noqa: S608
+                con.unregister("incoming")
