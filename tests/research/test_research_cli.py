@@ -247,3 +247,25 @@ def test_tables_of_another_version_are_rebuilt_from_the_data_they_name(
     assert "rebuilding 1 of 1 session tables" in err
     assert "this is 9.9.9" in err
     assert "trades" in out
+
+
+def test_the_readme_research_commands_parse() -> None:
+    """The worked example a newcomer pastes names options the commands have."""
+    import re
+    import shlex
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Research", 1)[1].split("\n## ", 1)[0]
+    commands = [c.replace("\\\n", " ") for block in re.findall(r"```sh\n(.+?)```", section,
+                                                               flags=re.S)
+                for c in re.split(r"\n(?=python)", block)]
+    parsed = 0
+    for command in commands:
+        words = shlex.split(command)
+        if words[:3] == ["python", "-m", "gexbot.features"]:
+            features.build_parser().parse_args(words[3:])
+            parsed += 1
+        elif words[:3] == ["python", "-m", "gexbot.backtest"]:
+            backtest.build_parser().parse_args(words[3:])
+            parsed += 1
+    assert parsed >= 3

@@ -76,7 +76,7 @@ def _table_overrides(rng: random.Random) -> dict[str, Any]:
     }
 
 
-def _rule_overrides(rng: random.Random) -> dict[str, Any]:
+def _rule_overrides(rng: random.Random, price_buffer: int = 100) -> dict[str, Any]:
     bucket = rng.choice(["REVERSION", "MOMENTUM"])
     return {
         "strategy.bands.width_sigma": rng.uniform(0.5, 3.0),
@@ -91,7 +91,7 @@ def _rule_overrides(rng: random.Random) -> dict[str, Any]:
         "strategy.sizing.slippage_points": rng.choice([0.0, rng.uniform(0.0, 1.5)]),
         "strategy.cooldown_minutes": rng.randint(0, 60),
         "strategy.gap.threshold": rng.uniform(0.0, 0.02),
-        "strategy.gap.suspend_until_prices": rng.randint(0, 120),
+        "strategy.gap.suspend_until_prices": rng.randint(0, price_buffer),
         "strategy.flatten_minutes_before_close": rng.choice([0, 0, 5, 15, 60, 200]),
         "strategy.starting_balance": rng.uniform(1e4, 1e6),
     }
@@ -110,7 +110,7 @@ def _check_group(group: int) -> tuple[list[str], Counter[str]]:
     seen["skipped minutes"] += sum(isinstance(d, Exception) for _, m in days for _, d in m)
     seen["early closes"] += sum(session.early_close for session, _ in days)
     for k in range(SETS_PER_GROUP):
-        rules = _rule_overrides(rng)
+        rules = _rule_overrides(rng, base.strategy.price_buffer)
         preset = apply_overrides(base, rules)
         flatten = preset.strategy.flatten_minutes_before_close
         reference = fold_step(engine_params(preset), with_flatten(days, flatten))
