@@ -31,6 +31,8 @@ from gexbot.research.fold import MinuteData
 from gexbot.settings import Preset
 from gexbot.sources import Market, SourceOptions, open_market, recorded_model
 
+NO_ENVIRONMENT: dict[str, str] = {}
+"""Research reads neither Schwab nor records: no setting or secret of the environment is used."""
 CALENDAR_MARGIN_DAYS = 14
 """Days before the first session the calendar must know (its previous close)."""
 
@@ -102,7 +104,7 @@ class MarketData:
         self.calendar = calendar_for(preset, spec)
         options = SourceOptions(source=spec.source, seed=spec.seed, replay=spec.replay or None,
                                 record=None)
-        self._market: Market = open_market(options, preset, self.calendar)
+        self._market: Market = open_market(options, preset, self.calendar, NO_ENVIRONMENT)
         self._feed = MarketFeed(self._market.transport, preset, self.calendar)
         transport = self._market.transport
         self._direct = (SimSnapshots(transport, self._feed, preset)
