@@ -36,7 +36,9 @@ LOCAL_CAS = Path("/usr/local/share/ca-certificates")
 """Certificate authorities this machine trusts beyond Debian's (a TLS-inspecting proxy's, say):
 the stand-in trusts them too, so pip in a build reaches the package index the way the host does.
 """
-SLIMMED = ("var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man")
+SLIMMED = (
+    "var/cache/apt", "var/lib/apt/lists", "usr/share/doc", "usr/share/man", "usr/share/locale"
+)
 
 
 class Unavailable(Exception):
