@@ -175,6 +175,26 @@ def test_requirements_match_the_package_dependencies() -> None:
     assert pinned == set(project["dependencies"])
 
 
+def requirement_names(lines: list[str]) -> set[str]:
+    """Normalized distribution names of requirement lines (`PyYAML>=6.0` -> `pyyaml`)."""
+    found = (re.match(r"[A-Za-z0-9._-]+", line.strip()) for line in lines)
+    return {re.sub(r"[._-]+", "-", m.group(0)).lower() for m in found if m and m.group(0)}
+
+
+def test_the_research_extra_stays_out_of_the_images() -> None:
+    import tomllib
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    research = requirement_names(extras["research"])
+    assert research, "the research extra names no package"
+    lines = (ROOT / "requirements.txt").read_text().splitlines()
+    installed = requirement_names([line for line in lines if not line.startswith("#")])
+    assert "duckdb" in installed
+    assert not research & installed, "the images install requirements.txt only"
+
+
 def test_services_run_both_variants_from_their_dockerfiles() -> None:
     services = compose()["services"]
     assert set(services) == set(VARIANTS)
@@ -351,6 +371,31 @@ def test_the_e2e_skips_saying_what_is_missing_without_an_engine(tmp_path: Path) 
     done = run_e2e(path=str(tmp_path))
     assert done.returncode == EXIT_UNAVAILABLE, done.stdout + done.stderr
     assert "dockerd is not installed (as root: apt-get install docker.io" in done.stdout
+
+
+def test_the_e2e_tries_each_dockerd_setting_and_says_why_none_came_up(tmp_path: Path) -> None:
+    for name, script in (
+        ("docker", "echo 'Cannot connect to the Docker daemon' >&2\nexit 1"),
+        ("dockerd", 'echo "dockerd $*: failed to start daemon: no overlay here" >&2\nexit 1'),
+    ):
+        (tmp_path / name).write_text(f"#!/bin/sh\n{script}\n")
+        (tmp_path / name).chmod(0o755)
+    log = tmp_path / "dockerd.log"
+    done = run_e2e("--dockerd-log", str(log), path=str(tmp_path))
+    assert done.returncode == EXIT_UNAVAILABLE, done.stdout + done.stderr
+    if os.geteuid() != 0:
+        assert "only root can start dockerd" in done.stdout
+        return
+    tried = log.read_text().splitlines()
+    assert tried == [
+        "dockerd : failed to start daemon: no overlay here",
+        "dockerd --storage-driver=vfs --iptables=false --bridge=none: failed to start daemon:"
+        " no overlay here",
+    ]
+    assert "dockerd did not come up with any of its settings (dockerd --storage-driver" in (
+        done.stdout
+    )
+    assert str(log) in done.stdout
 
 
 def test_both_images_build_and_run_on_a_real_docker_engine() -> None:
