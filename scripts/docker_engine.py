@@ -41,6 +41,14 @@ SLIMMED = (
 )
 
 
+STARTED = time.monotonic()
+
+
+def say(text: str) -> None:
+    """One progress line of docker_e2e, with the seconds since its start."""
+    print(f"docker_e2e [{time.monotonic() - STARTED:5.0f} s]: {text}", flush=True)
+
+
 class Unavailable(Exception):
     """No Docker engine or base image can be had here; the message says what it would take."""
 
@@ -178,8 +186,8 @@ def ensure_base(image: str, work: Path, mirror: str | None) -> str:
     if not image_exists(image):
         pulled = run(["docker", "pull", image], timeout=900, check=False)
         if pulled.returncode != 0:
-            print(f"docker_e2e: {image} cannot be pulled ({tail_of(pulled.stderr, 1)});"
-                  " making a stand-in from Debian's packages", flush=True)
+            say(f"{image} cannot be pulled ({tail_of(pulled.stderr, 1)}); making a stand-in"
+                " from Debian's packages")
             make_stand_in(image, work, mirror)
     return describe_base(image)
 

@@ -10,8 +10,7 @@ and `.env.example` disagreeing with the images.
 from __future__ import annotations
 
 import argparse
-import importlib.machinery
-import importlib.util
+import importlib
 import io
 import json
 import os
@@ -314,30 +313,26 @@ def test_env_example_holds_no_secret_values() -> None:
             assert value == "", f"{name} must be blank in the example"
 
 
-def e2e_module() -> ModuleType:
-    """scripts/docker_e2e imported (a script without .py, beside its helper modules)."""
+def compose_module() -> ModuleType:
+    """scripts/docker_compose_run.py, which imports its neighbours by their plain names."""
     sys.path.insert(0, str(SCRIPT.parent))
     try:
-        loader = importlib.machinery.SourceFileLoader("docker_e2e", str(SCRIPT))
-        spec = importlib.util.spec_from_loader("docker_e2e", loader)
-        assert spec is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["docker_e2e"] = module  # dataclasses look their module up by name
-        loader.exec_module(module)
+        return importlib.import_module("docker_compose_run")
     finally:
         sys.path.remove(str(SCRIPT.parent))
-    return module
 
 
 def test_the_e2e_compose_file_changes_only_names_ports_env_file_and_command() -> None:
-    e2e = e2e_module()
+    runs = compose_module()
     images = {
-        v: e2e.Image(variant=v, id=f"sha256:{v}", tag=f"gexbot-{v}:run", cmd=cmd(v), uid="10001",
-                     gid="10001", probe="http://127.0.0.1:8080/healthz", size_mb=1.0, build_s=1.0)
+        v: runs.Image(variant=v, id=f"sha256:{v}", tag=f"gexbot-{v}:run", cmd=cmd(v), uid="10001",
+                      gid="10001", probe="http://127.0.0.1:8080/healthz", size_mb=1.0, build_s=1.0)
         for v in VARIANTS
     }  # fmt: skip
     original = compose()
-    derived = e2e.derived_compose(original, images, "run", Path("/tmp/e.env"), 60.0)  # noqa: S108
+    derived = runs.derived_compose(
+        original, images, "run", Path("/tmp/e.env"), 60.0, ROOT  # noqa: S108 (never written)
+    )
     assert compose() == original, "the loaded file itself is left alone"
     for variant, service in derived["services"].items():
         before = original["services"][variant]
@@ -346,7 +341,7 @@ def test_the_e2e_compose_file_changes_only_names_ports_env_file_and_command() ->
         assert service["ports"] == ["127.0.0.1::8080"]
         assert service["command"][: len(cmd(variant))] == cmd(variant)
         assert option_value(service["command"], "--source") == "sim"
-        assert service["build"]["dockerfile"] == before["build"]["dockerfile"]
+        assert service["build"] == {**before["build"], "context": str(ROOT)}
     assert derived["volumes"]["gexbot-data"]["name"] == "run-gexbot-data"
 
 
