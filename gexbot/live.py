@@ -26,6 +26,7 @@ from gexbot.errors import EXIT_OK, AuthError, ConfigError, ModelError, exit_code
 from gexbot.market.feed import MarketFeed
 from gexbot.market.replay import ReplayTransport
 from gexbot.model_io import read_model
+from gexbot.report.today import DayBook, LivePage
 from gexbot.settings import Preset, load_variant
 from gexbot.shell.auth_gate import AuthGate, fingerprint
 from gexbot.shell.clock import Clock, RealClock, SimClock
@@ -152,9 +153,12 @@ def run(args: argparse.Namespace) -> int:
     if webhook is not None and args.replay:
         log.info("Discord stays quiet during a replay: the recorded days are history")
         webhook = None
-    notifier = DiscordNotifier(webhook, redact=redactor.redact, logger=logging.getLogger("gexbot"))
+    book = DayBook(preset.variant, redact=redactor.redact)
+    notifier = DiscordNotifier(
+        webhook, redact=redactor.redact, logger=logging.getLogger("gexbot"), chart=book.chart_job
+    )
     try:
-        return _run_daemon(args, env, preset, notifier, redactor)
+        return _run_daemon(args, env, preset, notifier, redactor, book)
     except ModelError as problem:
         notifier.alert(f"{label}: HMM model file problem", str(problem))
         raise
@@ -168,6 +172,7 @@ def _run_daemon(
     preset: Preset,
     notifier: DiscordNotifier,
     redactor: Redactor,
+    book: DayBook,
 ) -> int:
     label = preset.variant.upper()
     model_file = args.model if args.model is not None else preset.model_file()
@@ -219,14 +224,15 @@ def _run_daemon(
         if state.last_minute is not None:
             log.info("resuming after %s with balance %.2f", state.last_minute, state.balance)
         _warn_nothing_to_do(realtime, sessions, state)
-        health = _start_health(args, metrics)
+        _seed_book(book, store, state)
+        health = _start_health(args, metrics, LivePage(book, label=label))
         clock = _clock(args, options, stop, sessions, state.last_minute, metrics)
         loop = TradingLoop(
             params=params,
             feed=feed,
             clock=clock,
             store=store,
-            sinks=[console.handle, notifier.handle, summary.add, metrics.handle]
+            sinks=[console.handle, book.handle, notifier.handle, summary.add, metrics.handle]
             + ([gate.save_wait] if gate is not None else []),
             alerter=notifier,
             stop=stop,
@@ -399,14 +405,30 @@ def _describe_source(args: argparse.Namespace, options: SourceOptions) -> str:
     return f"simulated market seed {args.seed} at {speed}"
 
 
-def _start_health(args: argparse.Namespace, metrics: Metrics) -> HealthServer | None:
+def _seed_book(book: DayBook, store: Store, state: State) -> None:
+    """Give the live page the committed minutes of the session a restarted daemon is in."""
+    if state.last_minute is None:
+        return
+    day = state.last_minute.astimezone(EASTERN).date()
+    since = datetime.combine(day, datetime.min.time(), EASTERN)
+    try:
+        book.seed(store.decisions_frame(store.variant, since), store.trades_frame(store.variant))
+    except ConfigError as problem:
+        log.warning("the live page starts without the minutes already committed: %s", problem)
+
+
+def _start_health(
+    args: argparse.Namespace, metrics: Metrics, page: LivePage
+) -> HealthServer | None:
     if args.http_port is None:
         return None
     server = HealthServer(
-        args.http_port, args.http_host, max_age_s=HEALTH_MAX_AGE_S, metrics=metrics
+        args.http_port, args.http_host, max_age_s=HEALTH_MAX_AGE_S, metrics=metrics,
+        page=page.html,
     )
     server.start()
-    log.info("health on http://%s:%d/healthz", args.http_host, server.port)
+    log.info("health on http://%s:%d/healthz, live page on http://%s:%d/", args.http_host,
+             server.port, args.http_host, server.port)
     return server
 
 

@@ -5,6 +5,10 @@ new message (counted, one warning per burst) instead of blocking the minute. Dis
 limit (HTTP 429) is honoured by waiting `retry_after` and resending; other failures are retried
 a few times, then logged and dropped. Nothing here raises to the caller.
 
+The session summary can carry a PNG of the day (`chart`): the loop only takes a copy of the
+day's rows; the drawing happens on the sending thread, and a drawing that fails sends the
+summary without the image.
+
 The webhook URL is a credential (anyone holding it can post to the channel), so it is never
 logged: log lines say "Discord webhook", and exception texts from requests, which may quote the
 URL, are reduced to the exception's type.
@@ -13,11 +17,13 @@ URL, are reduced to the exception's type.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -42,9 +48,18 @@ AlertLevel = Literal["info", "warning", "error", "critical"]
 ALERT_COLORS = {"info": BLUE, "warning": ORANGE, "error": RED, "critical": RED}
 MAX_RETRY_AFTER_S = 60.0
 DESCRIPTION_LIMIT = 4000  # Discord's embed description limit is 4096 characters
+CHART_FILE = "session.png"
 _STOP = object()
 
 Payload = dict[str, Any]
+Chart = Callable[[], bytes]
+"""Draws a PNG when called (on the sending thread)."""
+
+
+@dataclass(frozen=True)
+class _Message:
+    payload: Payload
+    chart: Chart | None = None
 
 
 def _field(name: str, value: str, inline: bool = True) -> dict[str, Any]:
@@ -121,6 +136,14 @@ def session_payload(event: SessionEnded, at: datetime) -> Payload:
     )
 
 
+def with_image(payload: Payload, filename: str) -> Payload:
+    """The payload with its first embed showing the attached `filename`."""
+    embeds = [dict(embed) for embed in payload.get("embeds", [])]
+    if embeds:
+        embeds[0]["image"] = {"url": f"attachment://{filename}"}
+    return {**payload, "embeds": embeds, "attachments": [{"id": 0, "filename": filename}]}
+
+
 def alert_payload(title: str, message: str, level: str, at: datetime) -> Payload:
     """An operator alert embed (auth failure, data failing, model problem)."""
     return _embed(f"[{level.upper()}] {title}", message, ALERT_COLORS.get(level, RED), [], at)
@@ -130,7 +153,9 @@ class DiscordNotifier:
     """Posts events and alerts to a Discord webhook from a background thread; never raises.
 
     With no webhook URL every method does nothing, so the loop need not know whether Discord
-    is configured. `redact` cleans alert texts before they leave the process.
+    is configured. `redact` cleans alert texts before they leave the process. `chart`, given a
+    session's end, returns the drawing of its PNG (or None): it is called in the caller's
+    thread and must be quick; the drawing it returns runs on the sending thread.
     """
 
     def __init__(
@@ -146,8 +171,10 @@ class DiscordNotifier:
         backoff_s: float = 1.0,
         redact: Callable[[str], str] | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        chart: Callable[[SessionEnded], Chart | None] | None = None,
     ) -> None:
         self._url = webhook_url
+        self._chart = chart
         self._session = session if session is not None else requests.Session()
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max_queue)
         self._sleep = sleep
@@ -183,6 +210,7 @@ class DiscordNotifier:
         """Queue the embed of an entry, an exit or a session's end; other events are ignored."""
         if not self.enabled:
             return
+        chart: Chart | None = None
         try:
             if isinstance(event, Opened):
                 payload = opened_payload(event)
@@ -190,12 +218,22 @@ class DiscordNotifier:
                 payload = closed_payload(event)
             elif isinstance(event, SessionEnded):
                 payload = session_payload(event, self._now())
+                chart = self._chart_of(event)
             else:
                 return
         except Exception:
             self._log.exception("Discord webhook: could not format a %s", type(event).__name__)
             return
-        self._put(payload)
+        self._put(payload, chart)
+
+    def _chart_of(self, event: SessionEnded) -> Chart | None:
+        if self._chart is None:
+            return None
+        try:
+            return self._chart(event)
+        except Exception:
+            self._log.exception("Discord webhook: could not prepare the day's chart")
+            return None
 
     def alert(self, title: str, message: str, level: AlertLevel = "critical") -> None:
         """Queue an operator alert."""
@@ -220,11 +258,11 @@ class DiscordNotifier:
                 "Discord webhook: %d messages not sent at shutdown", self._queue.qsize()
             )
 
-    def _put(self, payload: Payload) -> None:
+    def _put(self, payload: Payload, chart: Chart | None = None) -> None:
         if self._closed:
             return
         try:
-            self._queue.put_nowait(payload)
+            self._queue.put_nowait(_Message(payload, chart))
         except queue.Full:
             with self._lock:
                 self.dropped += 1
@@ -245,21 +283,46 @@ class DiscordNotifier:
             if item is _STOP or self._abandon.is_set():
                 return
             try:
-                self._deliver(item)  # type: ignore[arg-type]
+                self._send(item)  # type: ignore[arg-type]
             except Exception:
                 self.failed += 1
                 self._log.exception("Discord webhook: unexpected error while sending")
 
-    def _deliver(self, payload: Payload) -> None:
-        """Post one message; retry rate limits and transient failures, a bounded number of times."""
+    def _send(self, message: _Message) -> None:
+        """Draw the message's chart if it has one (without it when drawing fails), then post."""
+        image: bytes | None = None
+        if message.chart is not None:
+            try:
+                image = message.chart()
+            except Exception as problem:
+                self._log.warning(
+                    "Discord webhook: the day's chart could not be drawn (%s: %s); the summary"
+                    " goes without it", type(problem).__name__, problem,
+                )
+        self._deliver(message.payload, image)
+
+    def _deliver(self, payload: Payload, image: bytes | None = None) -> None:
+        """Post one message; retry rate limits and transient failures, a bounded number of times.
+
+        With an image, the message is multipart: the JSON as `payload_json` and the PNG as
+        `files[0]`, which the embed shows.
+        """
         problem = "no attempt"
         for attempt in range(1, self._max_attempts + 1):
             if self._abandon.is_set():
                 return
             try:
-                response = self._session.post(
-                    self._url or "", json=payload, timeout=self._timeout_s
-                )
+                if image is None:
+                    response = self._session.post(
+                        self._url or "", json=payload, timeout=self._timeout_s
+                    )
+                else:
+                    response = self._session.post(
+                        self._url or "",
+                        data={"payload_json": json.dumps(with_image(payload, CHART_FILE))},
+                        files={"files[0]": (CHART_FILE, image, "image/png")},
+                        timeout=self._timeout_s,
+                    )
             except requests.RequestException as exc:
                 problem = type(exc).__name__
                 wait = self._backoff_s * attempt

@@ -1,4 +1,5 @@
-"""Optional health and metrics endpoint: /healthz for Docker, /metrics for Prometheus.
+"""Optional health and metrics endpoint: /healthz for Docker, /metrics for Prometheus, and the
+live page at / when the daemon gives one (`gexbot.report.today.LivePage`).
 
 The loop updates a `Metrics` object each minute; `HealthServer` serves it from a daemon thread,
 so a slow scraper never delays a minute. /healthz answers 200 while the loop has shown life
@@ -176,12 +177,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(code, "application/json", json.dumps(body).encode())
         elif path == "/metrics":
             self._reply(200, CONTENT_TYPE_LATEST, self.server.metrics.exposition())
+        elif path == "/" and self.server.page is not None:
+            self._page(self.server.page)
         else:
             self._reply(404, "text/plain; charset=utf-8", b"not found\n")
+
+    def _page(self, page: Callable[[], bytes]) -> None:
+        """The live page, drawn on this request's thread (never the loop's)."""
+        try:
+            body = page()
+        except Exception:
+            log.exception("live page: could not draw it")
+            self._reply(500, "text/plain; charset=utf-8", b"the live page failed; see the log\n")
+            return
+        self._reply(200, "text/html; charset=utf-8", body)
 
     def _reply(self, code: int, content_type: str, body: bytes) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -193,14 +208,22 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], metrics: Metrics, max_age_s: float) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        metrics: Metrics,
+        max_age_s: float,
+        page: Callable[[], bytes] | None,
+    ) -> None:
         self.metrics = metrics
         self.max_age_s = max_age_s
+        self.page = page
         super().__init__(address, _Handler)
 
 
 class HealthServer:
-    """Serves /healthz and /metrics of `metrics` on host:port from a daemon thread."""
+    """Serves /healthz and /metrics of `metrics` (and `page` at /) on host:port from a daemon
+    thread."""
 
     def __init__(
         self,
@@ -210,12 +233,14 @@ class HealthServer:
         max_age_s: float,
         now: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        page: Callable[[], bytes] | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ConfigError(f"--http-port: {port} is not a TCP port (0-65535)")
         self.metrics = metrics if metrics is not None else Metrics(now)
         self._address = (host, port)
         self._max_age_s = max_age_s
+        self._page = page
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -230,7 +255,7 @@ class HealthServer:
         """Bind and serve in the background; ConfigError when the address is unusable."""
         host, port = self._address
         try:
-            self._server = _Server(self._address, self.metrics, self._max_age_s)
+            self._server = _Server(self._address, self.metrics, self._max_age_s, self._page)
         except OSError as exc:
             problem = f"--http-port: cannot listen on {host}:{port} ({exc.strerror})"
             raise ConfigError(problem) from None
