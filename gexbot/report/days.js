@@ -66,9 +66,10 @@
     head.textContent = chart.label + " " + day.head;
     note.hidden = true;
     div.hidden = false;
-    var off = unpack(day.off, Uint16Array);
-    var x = new Float64Array(off.length);
-    for (var i = 0; i < off.length; i++) { x[i] = day.t0 + off[i] * 60000; }
+    var spot = unpack(day.spot, Float32Array);
+    var off = day.off === null ? null : unpack(day.off, Uint16Array);
+    var x = new Float64Array(spot.length);
+    for (var i = 0; i < x.length; i++) { x[i] = day.t0 + (off ? off[i] : i) * 60000; }
     var columns = {spot: day.spot, upper: day.upper, mid: day.mid, lower: day.lower,
                    hurst: day.hurst, ofi: day.ofi};
     var data = chart.figure.data.map(function (template) {

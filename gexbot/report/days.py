@@ -1,11 +1,12 @@
 """The per-day chart: price with bands and trades, regime shading, Hurst and OFI beneath.
 
-A year holds some 250 session days per variant, and a plotly figure per day would make a page of
-hundreds of megabytes. So the page carries one empty figure per variant (`day_figure`, its
-traces named in `meta`) and each day's columns packed small: minute offsets as 16-bit integers
-and prices and features as 32-bit floats, base64-encoded (about 14 kB a day), regime changes as
-runs, trades as short lists. `days.js` unpacks the day the selector names into the figure's
-traces; nothing is drawn for a day until it is chosen. Each day holds at most a session's
+A year holds some 250 session days per variant, and a complete plotly figure per day would make
+the page several times larger and slower to write. So the page carries one empty figure per
+variant (`day_figure`, its traces named in `meta`) and each day's columns packed small: prices
+and features as 32-bit floats, base64-encoded (about 12 kB a day), minute offsets as 16-bit
+integers only when the day has a gap, regime changes as runs, trades as short lists. `days.js`
+unpacks the day the selector names into the figure's traces; nothing is drawn for a day until
+it is chosen. Each day holds at most a session's
 minutes, fewer points than the chart has pixels, so nothing needs thinning.
 
 Times are New York wall-clock times written as if they were UTC milliseconds: plotly draws
@@ -29,6 +30,7 @@ from plotly.subplots import make_subplots
 from gexbot.core.types import Action, ExitReason, GexRegime, HmmState
 from gexbot.errors import ConfigError
 from gexbot.report.figures import LINE, MARGIN, OTHER_COLOR, REASON_COLORS, plain, style
+from gexbot.report.stats import day_keys
 from gexbot.settings import load_variant
 from gexbot.shell.notify import price, signed_usd, skip_kind
 
@@ -126,14 +128,15 @@ def wall_ms(times: pd.Series) -> np.ndarray:
 
 def runs(codes: np.ndarray) -> list[list[int]]:
     """[first index, last index, code] of each run of equal non-zero codes."""
-    found: list[list[int]] = []
-    start = 0
-    for i in range(1, len(codes) + 1):
-        if i == len(codes) or codes[i] != codes[start]:
-            if codes[start]:
-                found.append([start, i - 1, int(codes[start])])
-            start = i
-    return found
+    if len(codes) == 0:
+        return []
+    changes = np.flatnonzero(codes[1:] != codes[:-1]) + 1
+    starts = np.concatenate(([0], changes))
+    ends = np.concatenate((changes, [len(codes)])) - 1
+    values = codes[starts]
+    kept = values != 0
+    return [[int(a), int(b), int(c)] for a, b, c in
+            zip(starts[kept], ends[kept], values[kept], strict=True)]
 
 
 COLUMNS = (("spot", "spot"), ("upper", "band_upper"), ("mid", "band_mid"),
@@ -150,7 +153,7 @@ def variant_days(decisions: pd.DataFrame, trades: pd.DataFrame) -> dict[str, dic
     if decisions.empty:
         return {}
     ms = wall_ms(decisions["at"])
-    dates = decisions["at"].dt.date.to_numpy()
+    dates = day_keys(decisions["at"])
     cuts = [0, *(np.flatnonzero(dates[1:] != dates[:-1]) + 1).tolist(), len(ms)]
     values = {name: decisions[column].to_numpy(dtype=np.float32) for name, column in COLUMNS}
     gex = decisions["gex_regime"].map(GEX_CODES).fillna(0).to_numpy(dtype=np.int8)
@@ -159,12 +162,14 @@ def variant_days(decisions: pd.DataFrame, trades: pd.DataFrame) -> dict[str, dic
     by_day = _trades_by_day(trades)
     packed: dict[str, dict[str, object]] = {}
     for lo, hi in itertools.pairwise(cuts):
-        session: date = dates[lo]
+        session: date = dates[lo].item()
         mine = by_day.get(session, [])
         t0 = int(ms[lo])
+        offsets = (ms[lo:hi] - t0) // MINUTE_MS
+        consecutive = bool(offsets[-1] == hi - lo - 1)
         day: dict[str, object] = {
             "t0": t0,
-            "off": pack((ms[lo:hi] - t0) // MINUTE_MS, "<u2"),
+            "off": None if consecutive else pack(offsets, "<u2"),
             "gex": runs(gex[lo:hi]),
             "hmm": runs(hmm[lo:hi]),
             "trades": [_trade_marks(trade, session) for trade in mine],
@@ -217,7 +222,7 @@ def _finite(value: float) -> float | None:
 
 
 def _ms(moment: datetime) -> int:
-    return int(wall_ms(pd.Series([moment]))[0])
+    return int(pd.Timestamp(moment).tz_localize(None).value // 1_000_000)
 
 
 def _headline(minutes: int, skipped: int, trades: list[dict[str, Any]], session: date) -> str:

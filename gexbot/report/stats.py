@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -49,9 +50,15 @@ class Summary:
         return self.wins / self.trades if self.trades else None
 
 
-def session_dates(decisions: pd.DataFrame) -> pd.Series:
-    """The New York date of each decision row."""
-    return decisions["at"].dt.date
+def day_keys(times: pd.Series) -> np.ndarray:
+    """The New York date of each time as numpy days (vectorized: `.dt.date` builds a Python
+    object per row, seconds for a year of minutes)."""
+    return times.dt.tz_localize(None).to_numpy().astype("datetime64[D]")
+
+
+def as_dates(keys: np.ndarray) -> list[date]:
+    """numpy days as `datetime.date` values."""
+    return [key.item() for key in keys.astype("datetime64[D]")]
 
 
 def summarize(decisions: pd.DataFrame, trades: pd.DataFrame) -> Summary:
@@ -64,7 +71,7 @@ def summarize(decisions: pd.DataFrame, trades: pd.DataFrame) -> Summary:
     balance = decisions["balance"].dropna()
     return Summary(
         minutes=len(decisions),
-        days=int(session_dates(decisions).nunique()),
+        days=len(np.unique(day_keys(decisions["at"]))),
         trades=len(trades),
         wins=int((pnl > 0).sum()),
         total_pnl=float(pnl.sum()),
@@ -117,12 +124,11 @@ def daily_returns(decisions: pd.DataFrame, trades: pd.DataFrame) -> pd.DataFrame
     """
     if decisions.empty:
         return pd.DataFrame({"date": [], "pnl": [], "return": []})
-    days = decisions.assign(date=session_dates(decisions)).groupby("date", sort=True)
-    closing = days["balance"].last()
-    exits = trades["timestamp"].dt.date if not trades.empty else pd.Series([], dtype=object)
-    pnl = trades["pnl"].astype(float).groupby(exits.to_numpy()).sum() if not trades.empty else None
-    frame = pd.DataFrame({"date": closing.index, "closing": closing.to_numpy(dtype=float)})
-    frame["pnl"] = [float(pnl.get(day, 0.0)) if pnl is not None else 0.0 for day in frame["date"]]
+    closing = decisions["balance"].groupby(day_keys(decisions["at"]), sort=True).last()
+    pnl = trades["pnl"].astype(float).groupby(day_keys(trades["timestamp"])).sum()
+    frame = pd.DataFrame({"date": as_dates(closing.index.to_numpy()),
+                          "closing": closing.to_numpy(dtype=float)})
+    frame["pnl"] = pnl.reindex(closing.index, fill_value=0.0).to_numpy(dtype=float)
     opening = frame["closing"] - frame["pnl"]
     frame["return"] = np.where(opening > 0, frame["pnl"] / opening, np.nan)
     return frame[["date", "pnl", "return"]]
@@ -139,6 +145,17 @@ def sharpe(returns: pd.Series) -> float | None:
     return math.sqrt(TRADING_DAYS_PER_YEAR) * float(np.mean(values)) / spread
 
 
+def _listed(decisions: pd.DataFrame) -> tuple[np.ndarray, list[frozenset[str]]]:
+    """Each row's index into the distinct `blocked_by` texts, and those texts as name sets.
+
+    A period holds a few hundred distinct lists among hundreds of thousands of minutes, so
+    each is split once. Index -1: nothing listed (NULL or empty).
+    """
+    codes, texts = pd.factorize(decisions["blocked_by"].astype(object), use_na_sentinel=True)
+    names = [frozenset(str(text).split(",")) if text else frozenset() for text in texts]
+    return codes, names
+
+
 def blockers(decisions: pd.DataFrame) -> pd.DataFrame:
     """Per condition of `blocked_by`: minutes it was among the blockers, and the sole blocker.
 
@@ -146,14 +163,15 @@ def blockers(decisions: pd.DataFrame) -> pd.DataFrame:
     Conditions come in the engine's order; a name the engine does not use (a database written
     by something else) follows, as it was written.
     """
-    lists = decisions["blocked_by"].dropna().astype(str).str.split(",")
+    codes, names = _listed(decisions)
+    per_text = np.bincount(codes[codes >= 0], minlength=len(names))
     counts: dict[str, list[int]] = {b.value: [0, 0] for b in Blocker}
-    for names in lists:
-        for name in names:
+    for listed, minutes in zip(names, per_text, strict=True):
+        for name in sorted(listed):
             entry = counts.setdefault(name, [0, 0])
-            entry[0] += 1
-            if len(names) == 1:
-                entry[1] += 1
+            entry[0] += int(minutes)
+            if len(listed) == 1:
+                entry[1] += int(minutes)
     rows = [(name, any_, only) for name, (any_, only) in counts.items() if any_]
     return pd.DataFrame(rows, columns=["blocker", "minutes", "alone"])
 
@@ -169,19 +187,18 @@ def funnel(decisions: pd.DataFrame) -> list[tuple[str, int]]:
     - order flow agreed: of those, `ofi` not listed either (only `kelly` may remain);
     - entered: of those, the minute entered (action LONG or SHORT).
     """
+    codes, names = _listed(decisions)
+
+    def within(allowed: frozenset[str]) -> np.ndarray:
+        passes = np.array([listed <= allowed for listed in names] + [True], dtype=bool)
+        return passes[codes]  # index -1 (nothing listed) reads the final True
+
     action = decisions["action"].astype(object)
-    listed = decisions["blocked_by"].map(
-        lambda text: frozenset(str(text).split(",")) if isinstance(text, str) and text else None
-    )
-
-    def within(allowed: frozenset[str]) -> pd.Series:
-        return listed.map(lambda names: names is None or names <= allowed)
-
-    usable = action != Action.SKIP.value
+    usable = (action != Action.SKIP.value).to_numpy()
     features = usable & within(FEATURE_STAGE_PASS)
     band = features & within(BAND_STAGE_PASS)
     flow = band & within(FLOW_STAGE_PASS)
-    entered = flow & action.isin(ENTERED)
+    entered = flow & action.isin(ENTERED).to_numpy()
     counts = [len(decisions), features.sum(), band.sum(), flow.sum(), entered.sum()]
     return [(stage, int(n)) for stage, n in zip(FUNNEL_STAGES, counts, strict=True)]
 
