@@ -123,7 +123,8 @@ def pack(values: np.ndarray, dtype: str) -> str:
 def wall_ms(times: pd.Series) -> np.ndarray:
     """New York wall-clock times as milliseconds since the epoch read as UTC (plotly's dates)."""
     naive = times.dt.tz_localize(None).astype("datetime64[ms]")
-    return naive.to_numpy().astype(np.int64)
+    ms: np.ndarray = naive.to_numpy().astype(np.int64)
+    return ms
 
 
 def runs(codes: np.ndarray) -> list[list[int]]:

@@ -60,7 +60,7 @@ def day_png(ledger: Ledger, ended: SessionEnded) -> bytes:
     ax.set_title(title.replace("$", r"\$"), loc="left", fontsize=12)
     ax.grid(True, color="#ecf0f1")
     ax.legend(loc="upper left", fontsize=8, frameon=False)
-    ax.xaxis.set_major_formatter(DateFormatter("%H:%M"))
+    ax.xaxis.set_major_formatter(DateFormatter("%H:%M"))  # type: ignore[no-untyped-call]
     fig.tight_layout()
     out = io.BytesIO()
     fig.savefig(out, format="png")

@@ -36,7 +36,10 @@ KINDS = dict((*DECISION_COLUMNS, *TRADE_COLUMNS))
 """Each column's SQL type (the two tables agree on the types of the names they share)."""
 READ_RETRIES = 10
 RETRY_DELAY_S = 0.2
-NO_EXTENSIONS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+NO_EXTENSIONS: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
 """A reader never fetches or loads DuckDB extensions (a SQLite file would otherwise ask for
 the sqlite extension from the network)."""
 
@@ -178,7 +181,7 @@ def _no_session(
     asked = f"from {start or 'the start'} to {end or 'the end'}"
     held = ""
     if span is not None and isinstance(span[0], datetime) and isinstance(span[1], datetime):
-        first, last = (moment.astimezone(EASTERN).date() for moment in span[:2])
+        first, last = span[0].astimezone(EASTERN).date(), span[1].astimezone(EASTERN).date()
         held = f"; it holds {first} to {last}"
     return f"{path}: no session of {which} {asked}{held}"
 

@@ -53,7 +53,8 @@ class Summary:
 def day_keys(times: pd.Series) -> np.ndarray:
     """The New York date of each time as numpy days (vectorized: `.dt.date` builds a Python
     object per row, seconds for a year of minutes)."""
-    return times.dt.tz_localize(None).to_numpy().astype("datetime64[D]")
+    keys: np.ndarray = times.dt.tz_localize(None).to_numpy().astype("datetime64[D]")
+    return keys
 
 
 def as_dates(keys: np.ndarray) -> list[date]:
@@ -191,7 +192,8 @@ def funnel(decisions: pd.DataFrame) -> list[tuple[str, int]]:
 
     def within(allowed: frozenset[str]) -> np.ndarray:
         passes = np.array([listed <= allowed for listed in names] + [True], dtype=bool)
-        return passes[codes]  # index -1 (nothing listed) reads the final True
+        reached: np.ndarray = passes[codes]  # index -1 (nothing listed) reads the final True
+        return reached
 
     action = decisions["action"].astype(object)
     usable = (action != Action.SKIP.value).to_numpy()
