@@ -255,7 +255,7 @@ def _days_section(variants: Sequence[Variant]) -> str:
     )
     charts = "".join(
         f'<div class="card"><p id="day-{i}-head"></p><p id="day-{i}-note" class="note" hidden>'
-        f'</p><div id="day-{i}" class="day-chart"></div></div>'
+        f'</p><div id="day-{i}" class="plotly-graph-div day-chart"></div></div>'
         for i, _ in enumerate(variants)
     )
     return (
@@ -263,8 +263,8 @@ def _days_section(variants: Sequence[Variant]) -> str:
         '<button id="day-prev" type="button">◀ earlier</button>'
         '<label>day <select id="day-select"></select></label>'
         '<button id="day-next" type="button">later ▶</button></div>'
-        f'<p class="legend muted">{legend}<span>▲ long entry ▼ short entry ● exit, coloured by'
-        " exit reason</span></p>"
+        f'<p class="legend muted">{legend}<span>▲ long entry</span><span>▼ short entry</span>'
+        "<span>● exit, coloured by exit reason</span></p>"
         f'<div class="grid">{charts}</div></section>'
     )
 

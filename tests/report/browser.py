@@ -1,0 +1,118 @@
+"""A real headless Chromium for the page tests (Debian's `chromium`, driven by Playwright).
+
+`open_checked` loads a page and fails on any console error, uncaught exception, failed request
+or HTTP error; `charts_drawn` checks that every chart on it holds data and drew something
+other than a blank rectangle. Screenshots go to tests/output/screenshots (not committed).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+OUTPUT = Path(__file__).resolve().parents[1] / "output" / "screenshots"
+DESKTOP = {"width": 1366, "height": 900}
+PHONE = {"width": 390, "height": 844}
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def find_chromium() -> str | None:
+    """GEXBOT_CHROMIUM, else a chromium on the PATH or where Debian puts it."""
+    for candidate in (os.environ.get("GEXBOT_CHROMIUM"), shutil.which("chromium"),
+                      shutil.which("chromium-browser"), "/usr/bin/chromium"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@contextmanager
+def chromium(profile: Path) -> Iterator[Any]:
+    """A browser context with a fresh profile, or a skip that says why there is none."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("browser tests need Playwright: pip install -e '.[dev]'")
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("browser tests need Chromium and none was found: apt-get install chromium"
+                    " (./scripts/check does it when run as root) or set GEXBOT_CHROMIUM")
+    with sync_playwright() as driver:
+        context = driver.chromium.launch_persistent_context(
+            str(profile), executable_path=executable, headless=True, args=FLAGS,
+            viewport=DESKTOP,
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+class Problems(list[str]):
+    """Everything that went wrong while a page was open."""
+
+
+def open_checked(
+    context: Any, url: str, viewport: dict[str, int] = DESKTOP
+) -> tuple[Any, Problems]:
+    """A new tab on `url`, loaded, with its problems collected as they happen."""
+    page = context.new_page()
+    page.set_viewport_size(viewport)
+    problems = Problems()
+    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"uncaught: {e}"))
+    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+    page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}")
+            if r.status >= 400 else None)
+    page.goto(url, wait_until="load")
+    page.wait_for_function(
+        "Array.from(document.querySelectorAll('.plotly-graph-div'))"
+        ".filter(d => d.offsetParent !== null).every(d => d._fullLayout)",
+        timeout=60_000,
+    )
+    return page, problems
+
+
+def charts_drawn(page: Any) -> list[str]:
+    """Ids of the visible charts, each checked to hold data and to draw a non-blank image."""
+    charts = page.evaluate(
+        """Array.from(document.querySelectorAll('.plotly-graph-div'))
+             .filter(d => d.offsetParent !== null)
+             .map(d => ({id: d.id, points: (d._fullData || []).reduce(
+                 (n, t) => n + Math.max((t.y || []).length, (t.x || []).length), 0)}))"""
+    )
+    assert charts, "no chart on the page"
+    for chart in charts:
+        assert chart["points"] > 0, f"chart {chart['id']} holds no data"
+        shot = page.locator(f"#{chart['id']}").screenshot()
+        colours = Image.open(io.BytesIO(shot)).convert("RGB").getcolors(maxcolors=1 << 20)
+        assert colours is not None
+        assert len(colours) > 8, f"chart {chart['id']} drew a blank image"
+    return [str(chart["id"]) for chart in charts]
+
+
+def screenshots(page: Any, name: str) -> list[Path]:
+    """Full-page screenshots at desktop and phone width."""
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        page.set_viewport_size(viewport)
+        page.wait_for_timeout(400)  # plotly redraws responsive charts on resize
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= viewport["width"], f"{name} is {width} px wide at {label} width"
+        path = OUTPUT / f"{name}-{label}.png"
+        page.screenshot(path=str(path), full_page=True)
+        saved.append(path)
+    page.set_viewport_size(DESKTOP)
+    return saved
