@@ -3,12 +3,15 @@
 FROM python:3.11-slim
 
 # GEXBOT_TOKEN_FILE is where the token lives on the data volume, not a secret itself.
+# MPLCONFIGDIR: matplotlib (the day's chart on Discord) keeps its font cache there, since the
+# user's home (/app) is not writable.
 # hadolint ignore=DL3064
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONPATH=/app \
-    GEXBOT_TOKEN_FILE=/data/schwab-token.json
+    GEXBOT_TOKEN_FILE=/data/schwab-token.json \
+    MPLCONFIGDIR=/tmp/matplotlib
 
 WORKDIR /app
 
