@@ -108,9 +108,14 @@ def screenshots(page: Any, name: str) -> list[Path]:
     saved = []
     for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         page.set_viewport_size(viewport)
-        page.wait_for_timeout(400)  # plotly redraws responsive charts on resize
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= viewport["width"], f"{name} is {width} px wide at {label} width"
+        try:  # plotly redraws its responsive charts a moment after a resize
+            page.wait_for_function(
+                f"document.documentElement.scrollWidth <= {viewport['width']}", timeout=30_000
+            )
+        except Exception as timeout:
+            width = page.evaluate("document.documentElement.scrollWidth")
+            raise AssertionError(f"{name} is {width} px wide at {label} width") from timeout
+        page.wait_for_timeout(300)
         path = OUTPUT / f"{name}-{label}.png"
         page.screenshot(path=str(path), full_page=True)
         saved.append(path)
