@@ -6,8 +6,8 @@ limit (HTTP 429) is honoured by waiting `retry_after` and resending; other failu
 a few times, then logged and dropped. Nothing here raises to the caller.
 
 The session summary can carry a PNG of the day (`chart`): the loop only takes a copy of the
-day's rows; the drawing happens on the sending thread, and a drawing that fails sends the
-summary without the image.
+day's rows; the drawing happens on the sending thread, and a drawing that fails, or one not
+begun when the notifier is closing, sends the summary without the image.
 
 The webhook URL is a credential (anyone holding it can post to the channel), so it is never
 logged: log lines say "Discord webhook", and exception texts from requests, which may quote the
@@ -289,9 +289,12 @@ class DiscordNotifier:
                 self._log.exception("Discord webhook: unexpected error while sending")
 
     def _send(self, message: _Message) -> None:
-        """Draw the message's chart if it has one (without it when drawing fails), then post."""
+        """Draw the message's chart if it has one (without it when drawing fails, or when the
+        notifier is closing: the drawing must not eat the time left to send), then post."""
         image: bytes | None = None
-        if message.chart is not None:
+        if message.chart is not None and self._closed:
+            self._log.info("Discord webhook: closing, the session summary goes without its chart")
+        elif message.chart is not None:
             try:
                 image = message.chart()
             except Exception as problem:

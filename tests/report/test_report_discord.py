@@ -28,6 +28,16 @@ def notifier(chart: Callable[[SessionEnded], Callable[[], bytes] | None]) -> Dis
                            sleep=lambda _: None, chart=chart)
 
 
+def sent(sender: DiscordNotifier, count: int = 1) -> None:
+    """Wait until `count` messages went out (the sending thread is the notifier's own)."""
+    deadline = threading.Event()
+    for _ in range(1000):
+        if sender.sent + sender.failed >= count:
+            return
+        deadline.wait(0.01)
+    raise AssertionError("the message was not sent within 10 s")
+
+
 def parts(request: requests.PreparedRequest) -> dict[str, tuple[str | None, bytes]]:
     """The multipart form of a request: name -> (filename, content)."""
     body = request.body
@@ -47,6 +57,7 @@ def test_the_summary_carries_the_days_png_as_an_attachment() -> None:
     responses.post(URL, status=200)
     sender = notifier(lambda ended: (lambda: PNG) if ended is ENDED else None)
     sender.notify(ENDED)
+    sent(sender)
     sender.close(timeout=5)
     (call,) = responses.calls
     form = parts(call.request)
@@ -70,6 +81,7 @@ def test_a_failed_drawing_sends_the_summary_without_an_image(
     sender = notifier(lambda _: broken)
     with caplog.at_level(logging.WARNING):
         sender.notify(ENDED)
+        sent(sender)
         sender.close(timeout=5)
     (call,) = responses.calls
     assert call.request.headers["Content-Type"] == "application/json"
@@ -112,7 +124,37 @@ def test_the_drawing_runs_on_the_senders_thread_never_the_callers() -> None:
     assert started.wait(10)
     assert not release.is_set()
     release.set()
+    sent(sender)
     sender.close(timeout=5)
     assert drawn_on
     assert drawn_on[0] != caller
     assert len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_summary_still_queued_at_shutdown_goes_without_its_chart() -> None:
+    busy, closing = threading.Event(), threading.Event()
+
+    def first_answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        busy.set()
+        closing.wait(10)
+        return 204, {}, ""
+
+    responses.add_callback(responses.POST, URL, callback=first_answer)
+    drawn: list[bool] = []
+    sender = notifier(lambda _: lambda: drawn.append(True) or PNG)
+    sender.alert("first", "holds the sending thread")
+    assert busy.wait(10)
+    sender.notify(ENDED)  # queued behind the first message
+    closer = threading.Thread(target=sender.close, kwargs={"timeout": 10})
+    closer.start()
+    for _ in range(1000):  # until close() has begun
+        if sender._closed:
+            break
+        threading.Event().wait(0.01)
+    closing.set()
+    closer.join(10)
+    assert drawn == []
+    summary = responses.calls[1].request
+    assert summary.headers["Content-Type"] == "application/json"
+    assert json.loads(summary.body)["embeds"][0]["title"] == "ES session 2026-10-05"
