@@ -62,6 +62,10 @@ CREATE TABLE IF NOT EXISTS sweep_walk_forward (
 );
 """
 
+OUT_OF_SAMPLE_COLUMNS = ("oos_sessions", "oos_trades", "oos_pnl", "oos_sharpe", "oos_sortino",
+                         "oos_max_drawdown", "wf_picked")
+"""The columns of `sweep_results` a walk-forward fills in (NULL without one)."""
+
 
 class SweepStore:
     """The results database of sweeps; one writer (the process running the sweep)."""
@@ -150,24 +154,36 @@ class SweepStore:
         return pnl[rows], trades[rows]
 
     def set_out_of_sample(self, sweep: str, frame: pd.DataFrame) -> None:
-        """Replace the out-of-sample columns of the sweep's rows with `frame`'s (by combo)."""
+        """Replace the out-of-sample columns of the sweep's rows with `frame`'s (by combo).
+
+        Every out-of-sample column is cleared first, so a run without a walk-forward (whose
+        frame holds only `combo`) leaves none of an earlier run's values behind.
+        """
         con = self._con
         columns = [c for c in frame.columns if c != "combo"]
+        unknown = set(columns) - set(OUT_OF_SAMPLE_COLUMNS)
+        if unknown:
+            raise ValueError(f"not out-of-sample columns: {sorted(unknown)}")
         con.execute("BEGIN TRANSACTION")
-        cleared = ", ".join(f"{c} = NULL" for c in columns)
-        con.execute(
-            f"UPDATE sweep_results SET {cleared} WHERE sweep = ?",  # noqa: S608 (our names)
-            [sweep],
-        )
-        if len(frame):
-            con.register("oos", frame)
-            assignments = ", ".join(f"{c} = oos.{c}" for c in columns)
+        try:
+            cleared = ", ".join(f"{c} = NULL" for c in OUT_OF_SAMPLE_COLUMNS)
             con.execute(
-                f"UPDATE sweep_results SET {assignments} FROM oos"  # noqa: S608 (our names)
-                " WHERE sweep_results.sweep = ? AND sweep_results.combo = oos.combo", [sweep],
+                f"UPDATE sweep_results SET {cleared} WHERE sweep = ?",  # noqa: S608 (our names)
+                [sweep],
             )
-            con.unregister("oos")
-        con.execute("COMMIT")
+            if len(frame) and columns:
+                con.register("oos", frame)
+                assignments = ", ".join(f"{c} = oos.{c}" for c in columns)
+                con.execute(
+                    f"UPDATE sweep_results SET {assignments} FROM oos"  # noqa: S608 (our names)
+                    " WHERE sweep_results.sweep = ? AND sweep_results.combo = oos.combo",
+                    [sweep],
+                )
+                con.unregister("oos")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
 
     def set_walk_forward(self, sweep: str, frame: pd.DataFrame) -> None:
         """Replace the sweep's walk-forward equity rows."""

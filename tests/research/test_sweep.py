@@ -96,6 +96,24 @@ def test_an_interrupted_sweep_keeps_its_chunks_and_the_rerun_computes_the_rest(
     assert last.computed == 0
 
 
+def test_a_sweep_without_walk_forward_clears_the_out_of_sample_of_an_earlier_run(
+    tmp_path: Path,
+) -> None:
+    run_sweep(plan(tmp_path), _quiet, progress=False)
+    again = run_sweep(plan(tmp_path, walk_forward=None), _quiet, progress=False)
+    assert again.computed == 0
+    results = table(tmp_path / "results.db", "sweep_results", "combo")
+    out_of_sample = [c for c in results.columns if c.startswith("oos_")] + ["wf_picked"]
+    assert len(out_of_sample) == 7
+    assert results[out_of_sample].isna().all().all()
+    assert table(tmp_path / "results.db", "sweep_walk_forward", "session").empty
+    with duckdb.connect(str(tmp_path / "results.db"), read_only=True) as con:
+        sweep = con.execute("SELECT pbo, dsr, wf_folds FROM sweeps").fetchone()
+    assert sweep is not None
+    assert 0.0 <= sweep[0] <= 1.0
+    assert sweep[2] is None
+
+
 def test_the_command_runs_a_sweep_and_prints_the_figures(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
