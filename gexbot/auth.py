@@ -32,6 +32,7 @@ from gexbot.auth_destination import (
     rescue,
     rescue_folders,
 )
+from gexbot.cli import ArgumentParser
 from gexbot.core.session import EASTERN
 from gexbot.environment import ENV_FILE, load_environment
 from gexbot.errors import (
@@ -75,7 +76,7 @@ Clock = Callable[[], datetime]
 
 def build_parser() -> argparse.ArgumentParser:
     """Every option of the authorization tool (`--help` lists them)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m gexbot.auth",
         description="Authorize the Schwab app (a browser login, once every 7 days) and store the"
         " refresh token where the daemons read it.",

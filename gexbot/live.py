@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from gexbot import __version__
+from gexbot.cli import ArgumentParser, iso_date
 from gexbot.core.engine import EngineParams, initial_state
 from gexbot.core.hmm import HmmModel, model_to_dict
 from gexbot.core.session import EASTERN, TradingCalendar
@@ -25,6 +26,7 @@ from gexbot.environment import Environment, add_env_file_argument, load_environm
 from gexbot.errors import EXIT_OK, AuthError, ConfigError, ModelError, exit_code_of
 from gexbot.market.feed import MarketFeed
 from gexbot.market.replay import ReplayTransport
+from gexbot.market.sim import check_simulated
 from gexbot.model_io import read_model
 from gexbot.report.today import DayBook, LivePage
 from gexbot.settings import Preset, load_variant
@@ -47,11 +49,14 @@ FAST_BATCH = 120
 CALENDAR_MARGIN = timedelta(days=14)
 """Sessions before `--start` the calendar must know (the previous close of the first one)."""
 DISCORD_DRAIN_S = 3.0
+SPEEDS = (0.01, 100_000.0)
+"""Multiples of real time a simulated clock may run at: slower is a stopped clock, faster is
+--speed max."""
 log = logging.getLogger("gexbot")
 
 
 def parse_speed(text: str) -> float | None:
-    """`max` (None: as fast as possible) or a positive multiple of real time."""
+    """`max` (None: as fast as possible) or a multiple of real time within `SPEEDS`."""
     if text.lower() == "max":
         return None
     try:
@@ -62,20 +67,17 @@ def parse_speed(text: str) -> float | None:
         ) from None
     if not speed > 0:
         raise argparse.ArgumentTypeError(f"--speed must be positive, got {text!r}")
+    if not SPEEDS[0] <= speed <= SPEEDS[1]:
+        raise argparse.ArgumentTypeError(
+            f"--speed must be 'max' or a number of times real time from {SPEEDS[0]:g} to"
+            f" {SPEEDS[1]:g}, got {text!r}"
+        )
     return speed
-
-
-def parse_date(text: str) -> date:
-    """An ISO date (YYYY-MM-DD)."""
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a date like 2026-10-01, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Every option of the daemon (`--help` lists them)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m gexbot.live",
         description="Paper-trade the GEX mean-reversion strategy on live, simulated or recorded"
         " market data.",
@@ -102,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--days", type=int, default=5, help="sessions to simulate (default 5)")
     sim.add_argument(
         "--start",
-        type=parse_date,
+        type=iso_date,
         help="first simulated session (default: the --days sessions ending with the last"
         " completed one)",
     )
@@ -138,11 +140,11 @@ def run(args: argparse.Namespace) -> int:
     """Wire the daemon from parsed arguments and run it to the end of its sessions."""
     try:
         env = load_environment(args.env_file)
+        secrets = env.secrets
+        redactor = setup_logging(args.log_level, args.log_format, secrets.values(), env=env)
     except ConfigError:
         setup_logging("INFO", args.log_format, ())  # the refusal prints like any other line
         raise
-    secrets = env.secrets
-    redactor = setup_logging(args.log_level, args.log_format, secrets.values(), env=env)
     if env.ignored:
         log.info("%s: %s ignored (gexbot reads only SCHWAB_*, GEXBOT_* and DISCORD_* there)",
                  env.env_file, ", ".join(env.ignored))
@@ -180,7 +182,7 @@ def _run_daemon(
     calendar = TradingCalendar(
         preset.calendar,
         preset.strategy.flatten_minutes_before_close,
-        start=args.start - CALENDAR_MARGIN if args.start is not None else None,
+        start=_calendar_start(args.start),
     )
     options = SourceOptions(
         source=args.source, seed=args.seed, replay=args.replay, record=args.record, model=args.model
@@ -337,6 +339,20 @@ def _check_args(args: argparse.Namespace) -> None:
         raise ConfigError("--minutes must be at least 1")
     if args.replay and args.source == "sim" and args.seed != 1:
         raise ConfigError("--seed applies to --source sim, not to --replay")
+    if args.http_port is not None and not 0 <= args.http_port <= 65535:
+        raise ConfigError(f"--http-port: {args.http_port} is not a TCP port (0-65535)")
+    if args.record is not None and args.record.exists() and not args.record.is_dir():
+        raise ConfigError(f"--record: {args.record} is not a folder")
+
+
+def _calendar_start(start: date | None) -> date | None:
+    """Where the calendar must begin for sessions from `start` (None: its default window)."""
+    if start is None:
+        return None
+    try:
+        return start - CALENDAR_MARGIN
+    except OverflowError:
+        return start  # before year 1: the calendar refuses it in words
 
 
 def _realtime(args: argparse.Namespace, options: SourceOptions) -> bool:
@@ -360,9 +376,13 @@ def _sessions(
     if _realtime(args, options):
         return []
     if args.start is not None:
-        return calendar.sessions_from(args.start, args.days)
-    last = calendar.last_completed(datetime.now(EASTERN))
-    return calendar.sessions_ending(last.date, args.days)
+        sessions = calendar.sessions_from(args.start, args.days)
+    else:
+        last = calendar.last_completed(datetime.now(EASTERN))
+        sessions = calendar.sessions_ending(last.date, args.days)
+    if options.source == "sim":
+        check_simulated(sessions, calendar, "pass a later --start or fewer --days")
+    return sessions
 
 
 def _clock(

@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from gexbot import __version__
+from gexbot.cli import ArgumentParser
 from gexbot.core.engine import EngineParams, initial_state
 from gexbot.core.hmm import model_from_dict
 from gexbot.core.session import EASTERN, TradingCalendar
@@ -212,7 +213,7 @@ def preset_drift(
 
 def build_parser() -> argparse.ArgumentParser:
     """Every option of the reconciler (`--help` lists them)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m gexbot.reconcile",
         description="Replay recorded sessions and compare their trades and decisions with the"
         " live database. Exit 0 when identical, 1 when they differ, 2 when they cannot be"
@@ -250,6 +251,8 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     """Replay each run of recorded sessions, compare, print the verdict."""
     if not args.db.is_file():
         raise ConfigError(f"{args.db}: no such database file")
+    if args.keep is not None and args.keep.exists() and not args.keep.is_dir():
+        raise ConfigError(f"--keep: {args.keep} is not a folder")
     replay = ReplayTransport(args.replay)
     variant = args.variant or replay.variant
     if variant != replay.variant:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gexbot import __version__
+from gexbot.cli import ArgumentParser
 from gexbot.errors import EXIT_OK, ConfigError, exit_code_of
 from gexbot.research.cli import (
     add_data_arguments,
@@ -34,7 +35,7 @@ DEFAULT_RESULTS = Path("results.db")
 
 def build_parser() -> argparse.ArgumentParser:
     """Every option of the sweep (`--help` lists them)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m gexbot.sweep",
         description="Evaluate a grid of parameter sets on Dask; results, PBO, deflated Sharpe"
         " ratio and walk-forward into a DuckDB file.",

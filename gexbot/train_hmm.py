@@ -13,18 +13,20 @@ import importlib.metadata
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from tqdm import tqdm
 
 from gexbot import __version__
+from gexbot.cli import ArgumentParser, iso_date
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import FloatArray, SessionTimes
 from gexbot.environment import Environment, add_env_file_argument, load_environment
 from gexbot.errors import EXIT_OK, ConfigError, DataError, ModelError, exit_code_of
 from gexbot.market.feed import history_params
 from gexbot.market.parse import parse_history
+from gexbot.market.sim import check_simulated
 from gexbot.model_io import import_pickle, write_model
 from gexbot.settings import Preset, load_variant, resolve_path
 from gexbot.shell.logs import setup_logging
@@ -33,11 +35,14 @@ from gexbot.training import FitResult, fit_hmm, session_returns
 
 log = logging.getLogger("gexbot.train_hmm")
 _ONE_MINUTE = timedelta(minutes=1)
+MAX_RESTARTS = 1000
+SEED_LIMIT = 2**32 - 1
+"""numpy's largest random_state."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Every option of the trainer (`--help` lists them)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m gexbot.train_hmm",
         description="Fit the 2-state Gaussian HMM on 1-minute returns and write the model file.",
     )
@@ -52,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--sessions", type=int, help="sessions of history (default: the preset's train_sessions)"
     )
     parser.add_argument(
-        "--end", type=date.fromisoformat, help="last session to use (default: last completed)"
+        "--end", type=iso_date, help="last session to use (default: last completed)"
     )
     parser.add_argument("--restarts", type=int, default=8, help="random restarts (default 8)")
     parser.add_argument("--fit-seed", type=int, default=0, help="first random_state of the fits")
@@ -88,12 +93,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit_code_of(command, log)
 
 
+def _check_args(args: argparse.Namespace) -> None:
+    if args.sessions is not None and args.sessions < 1:
+        raise ConfigError("--sessions must be at least 1")
+    if not 1 <= args.restarts <= MAX_RESTARTS:
+        raise ConfigError(f"--restarts must be between 1 and {MAX_RESTARTS}, got {args.restarts}")
+    last_seed = SEED_LIMIT - args.restarts
+    if not 0 <= args.fit_seed <= last_seed:
+        raise ConfigError(
+            f"--fit-seed must be between 0 and {last_seed} (each restart adds 1), got"
+            f" {args.fit_seed}"
+        )
+
+
 def run(
     args: argparse.Namespace,
     env: Environment,
     secret: Callable[[str], None] = lambda _: None,
 ) -> int:
     """Gather the data, fit, check and write; `secret` registers tokens learnt with the logs."""
+    _check_args(args)
     preset = load_variant(args.variant, args.preset)
     out = args.out if args.out is not None else resolve_path(preset.model_path)
     if args.import_pickle is not None:
@@ -108,7 +127,7 @@ def run(
     register = getattr(market.transport, "register_redactor", None)
     if callable(register):
         register(secret)
-    asked = _training_sessions(args, preset, calendar, market)
+    asked = _training_sessions(args, options, preset, calendar, market)
     gathered = gather_closes(market, options, preset, asked)
     sessions = [session for session, _ in gathered]
     sequences = session_returns([closes for _, closes in gathered])
@@ -143,11 +162,13 @@ def run(
 
 
 def _training_sessions(
-    args: argparse.Namespace, preset: Preset, calendar: TradingCalendar, market: Market
+    args: argparse.Namespace,
+    options: SourceOptions,
+    preset: Preset,
+    calendar: TradingCalendar,
+    market: Market,
 ) -> list[SessionTimes]:
     count = args.sessions if args.sessions is not None else preset.strategy.hmm.train_sessions
-    if count < 1:
-        raise ConfigError("--sessions must be at least 1")
     if market.replay is not None:
         recorded = market.replay_sessions(calendar)
         if not recorded:
@@ -155,8 +176,11 @@ def _training_sessions(
         return recorded if args.sessions is None else recorded[-count:]
     end = args.end
     if end is None:
-        return calendar.sessions_ending(calendar.last_completed(datetime.now(EASTERN)).date, count)
-    return calendar.sessions_ending(end, count)
+        end = calendar.last_completed(datetime.now(EASTERN)).date
+    sessions = calendar.sessions_ending(end, count)
+    if options.source == "sim":
+        check_simulated(sessions, calendar, "pass a later --end or fewer --sessions")
+    return sessions
 
 
 def gather_closes(

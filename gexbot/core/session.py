@@ -39,6 +39,12 @@ class TradingCalendar:
                 self._calendar = xcals.get_calendar(name, start=pd.Timestamp(start))
         except xcals.errors.InvalidCalendarName:
             raise ConfigError(f"unknown exchange calendar {name!r}") from None
+        except (ValueError, OverflowError):
+            # pandas' timestamps end before 1677-09-22; the library may refuse a start too.
+            raise CalendarError(
+                f"the {name} calendar cannot reach back to {start}; it can start from"
+                f" {(pd.Timestamp.min + pd.Timedelta(days=1)).date()} at the earliest"
+            ) from None
         self._flatten = timedelta(minutes=flatten_minutes)
         self.first_date: date = self._calendar.first_session.date()
         self.last_date: date = self._calendar.last_session.date()
@@ -73,17 +79,28 @@ class TradingCalendar:
     def sessions_from(self, start: date, count: int) -> list[SessionTimes]:
         """`count` sessions, the first on or after `start`."""
         self._check(start)
-        days = self._calendar.sessions_window(
-            self._calendar.date_to_session(pd.Timestamp(start), direction="next"), count
-        )
+        first = self._calendar.date_to_session(pd.Timestamp(start), direction="next")
+        room = self._calendar.sessions_distance(first, self._calendar.last_session)
+        if count > room:
+            raise CalendarError(
+                f"{count} sessions from {first.date()} run past the exchange calendar's last"
+                f" session {self.last_date} (at most {room} fit); upgrade exchange_calendars to"
+                " trade later dates"
+            )
+        days = self._calendar.sessions_window(first, count)
         return [self.session(label.date()) for label in days]
 
     def sessions_ending(self, last: date, count: int) -> list[SessionTimes]:
         """`count` sessions, the last on or before `last`."""
         self._check(last)
-        days = self._calendar.sessions_window(
-            self._calendar.date_to_session(pd.Timestamp(last), direction="previous"), -count
-        )
+        end = self._calendar.date_to_session(pd.Timestamp(last), direction="previous")
+        room = self._calendar.sessions_distance(self._calendar.first_session, end)
+        if count > room:
+            raise CalendarError(
+                f"{count} sessions ending {end.date()} begin before the exchange calendar's"
+                f" first session {self.first_date} (at most {room} fit)"
+            )
+        days = self._calendar.sessions_window(end, -count)
         return [self.session(label.date()) for label in days]
 
     def previous_session(self, day: date) -> SessionTimes:

@@ -16,6 +16,7 @@ import math
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import FloatArray, SessionTimes
 from gexbot.errors import CalendarError, ConfigError
 from gexbot.market.sim_chain import ChainSide, chain_body, chain_sides
-from gexbot.market.sim_path import DailyWalk, DayPath, build_day, variant_key
+from gexbot.market.sim_path import EPOCH, DailyWalk, DayPath, build_day, variant_key
 from gexbot.market.transport import Endpoint, Exchange
 from gexbot.settings import Preset
 
@@ -114,6 +115,19 @@ def _day_param(params: dict[str, str], name: str, default: date) -> date:
         return date.fromisoformat(params[name])
     except ValueError:
         raise _BadRequest(f"{name}={params[name]!r} is not a date (yyyy-MM-dd)", name) from None
+
+
+def check_simulated(sessions: Sequence[SessionTimes], calendar: TradingCalendar,
+                    hint: str) -> None:
+    """ConfigError unless the simulated market can answer every one of `sessions`.
+
+    Its daily walk starts at `EPOCH`: a session before that would be a day of HTTP 400s.
+    """
+    if sessions and sessions[0].date < EPOCH:
+        raise ConfigError(
+            f"the simulated market runs from {EPOCH} to {calendar.last_date} (the exchange"
+            f" calendar's last session); the sessions asked for begin {sessions[0].date}: {hint}"
+        )
 
 
 class SimMarket:

@@ -21,9 +21,10 @@ from datetime import datetime
 from pathlib import Path
 
 from gexbot import __version__
+from gexbot.cli import ArgumentParser, iso_date
 from gexbot.core.session import EASTERN
 from gexbot.errors import EXIT_OK, ConfigError, exit_code_of
-from gexbot.live import DEFAULT_DB, parse_date
+from gexbot.live import DEFAULT_DB
 from gexbot.report.page import build_page
 from gexbot.report.source import read_ledger
 from gexbot.shell.logs import setup_logging
@@ -33,7 +34,7 @@ log = logging.getLogger("gexbot.report")
 
 def build_parser() -> argparse.ArgumentParser:
     """The report's options (`--help` lists them)."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m gexbot.report",
         description="Write one self-contained HTML page (opens offline, can be mailed) of the"
         " trades, decisions and regimes in a gexbot database.",
@@ -42,9 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"the daemon's DuckDB file (default {DEFAULT_DB})")
     parser.add_argument("--variant", default="all",
                         help="es, nq or all (default all: side by side when both are there)")
-    parser.add_argument("--from", dest="start", type=parse_date, metavar="DATE",
+    parser.add_argument("--from", dest="start", type=iso_date, metavar="DATE",
                         help="first session day (YYYY-MM-DD, default the first recorded)")
-    parser.add_argument("--to", dest="end", type=parse_date, metavar="DATE",
+    parser.add_argument("--to", dest="end", type=iso_date, metavar="DATE",
                         help="last session day (YYYY-MM-DD, default the last recorded)")
     parser.add_argument("--out", type=Path, default=Path("report.html"),
                         help="the HTML file to write (default report.html)")

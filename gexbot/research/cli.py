@@ -11,8 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from gexbot.cli import iso_date
 from gexbot.errors import ConfigError
-from gexbot.live import parse_date
 from gexbot.research.markets import DataSpec
 from gexbot.research.params import apply_overrides, parse_assignment
 from gexbot.settings import Preset, load_variant
@@ -27,7 +27,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data (as for python -m gexbot.live)")
     data.add_argument("--source", choices=["sim"], help="the simulated market")
     data.add_argument("--seed", type=int, default=1, help="simulated market seed (default 1)")
-    data.add_argument("--start", type=parse_date, help="first simulated session (YYYY-MM-DD)")
+    data.add_argument("--start", type=iso_date, help="first simulated session (YYYY-MM-DD)")
     data.add_argument("--days", type=int, help="simulated sessions")
     data.add_argument("--replay", nargs="+", type=Path, metavar="PATH",
                       help="recorded sessions (files or folders)")

@@ -6,13 +6,12 @@ so a slow scraper never delays a minute. /healthz answers 200 while the loop has
 within `max_age_s`, 503 otherwise, with a JSON body a person can read. Metrics live in their own
 `CollectorRegistry`, so two servers in one process (tests) do not collide.
 
-`python -m gexbot.shell.health --probe URL` exits 0 when URL answers 200, else 1: a Docker
-HEALTHCHECK that needs no curl in the image.
+`python -m gexbot.shell.health --probe URL` exits 0 when URL answers 200, 1 when it does not
+(2 when the command line is wrong): a Docker HEALTHCHECK that needs no curl in the image.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -29,12 +28,14 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
+from gexbot.cli import ArgumentParser
 from gexbot.core.types import Action, Closed, Decided, Direction, Event, Opened
-from gexbot.errors import ConfigError
+from gexbot.errors import EXIT_CONFIG, ConfigError
 
 log = logging.getLogger("gexbot.health")
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 STOP_POLL_S = 0.1  # how often the server checks for a stop request
+MAX_PROBE_TIMEOUT_S = 300.0
 SUMMARY_KEYS = ("variant", "balance", "position", "source", "last_minute")
 
 
@@ -292,8 +293,8 @@ def probe(url: str, timeout: float) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`--probe URL`: exit 0 when it answers 200, else 1."""
-    parser = argparse.ArgumentParser(
+    """`--probe URL`: exit 0 when it answers 200, 1 when it does not, 2 for a bad URL."""
+    parser = ArgumentParser(
         prog="python -m gexbot.shell.health",
         description="Probe gexbot's health endpoint (for Docker HEALTHCHECK).",
     )
@@ -303,10 +304,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=3.0, help="seconds (default 3)")
     args = parser.parse_args(argv)
     try:
+        if not 0.0 < args.timeout <= MAX_PROBE_TIMEOUT_S:
+            raise ConfigError(
+                f"--timeout must be a number of seconds above 0 and at most"
+                f" {MAX_PROBE_TIMEOUT_S:g}, got {args.timeout!r}"
+            )
         status = probe(args.probe, args.timeout)
     except ConfigError as problem:
+        # 2, not 1: a probe that cannot be made is not an unhealthy daemon.
         print(problem, file=sys.stderr)
-        return 1
+        return EXIT_CONFIG
     return 0 if status == 200 else 1
 
 

@@ -97,3 +97,29 @@ def test_an_older_start_extends_the_calendar_back() -> None:
 def test_an_unknown_calendar_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="unknown exchange calendar 'XXXX'"):
         TradingCalendar("XXXX", 15)
+
+
+def test_windows_past_either_end_of_the_calendar_say_how_many_fit() -> None:
+    with pytest.raises(CalendarError) as late:
+        CALENDAR.sessions_from(date(2026, 10, 5), 100_000)
+    assert "100000 sessions from 2026-10-05 run past the exchange calendar's last session" in str(
+        late.value)
+    fit = int(str(late.value).split("(at most ")[1].split(" fit")[0])
+    assert CALENDAR.sessions_from(date(2026, 10, 5), fit)[-1].date == CALENDAR.last_date
+    with pytest.raises(CalendarError) as early:
+        CALENDAR.sessions_ending(date(2026, 10, 5), 100_000)
+    message = str(early.value)
+    assert "begin before the exchange calendar's first session" in message
+    fit = int(message.split("(at most ")[1].split(" fit")[0])
+    assert CALENDAR.sessions_ending(date(2026, 10, 5), fit)[0].date == CALENDAR.first_date
+    with pytest.raises(CalendarError):
+        CALENDAR.sessions_ending(date(2026, 10, 5), fit + 1)
+
+
+def test_a_start_before_any_calendar_can_reach_is_one_line() -> None:
+    with pytest.raises(CalendarError) as raised:
+        TradingCalendar("XNYS", 15, start=date(1, 1, 5))
+    assert str(raised.value) == (
+        "the XNYS calendar cannot reach back to 0001-01-05; it can start from 1677-09-22 at the"
+        " earliest"
+    )

@@ -220,7 +220,7 @@ def test_probe_of_nothing_listening_is_zero() -> None:
 def test_probe_rejects_a_non_http_url() -> None:
     with pytest.raises(ConfigError, match="expected an http"):
         probe("file:///etc/passwd", timeout=1.0)
-    assert main(["--probe", "file:///etc/passwd"]) == 1
+    assert main(["--probe", "file:///etc/passwd"]) == 2
 
 
 def test_a_busy_port_is_a_config_error(server: HealthServer, clock: FakeClock) -> None:
