@@ -6,7 +6,6 @@ simulated market needs none, because that is what a new user runs into first.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from gexbot.market.tokens import (
     pick_tokens,
     token_file_path,
 )
+from gexbot.net import is_loopback
 from gexbot.settings import Secrets
 
 DEFAULT_BASE_URL = "https://api.schwabapi.com"
@@ -64,15 +64,6 @@ def _seconds(
     return value
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def is_schwab_host(host: str) -> bool:
     """True for Schwab's API hosts (schwabapi.com and its subdomains)."""
     return host == SCHWAB_DOMAIN or host.endswith("." + SCHWAB_DOMAIN)
@@ -94,7 +85,7 @@ def base_url_from_env(environ: Mapping[str, str]) -> str:
         raise ConfigError(f"{BASE_URL_ENV}: not a URL like {DEFAULT_BASE_URL}") from None
     if parts.username is not None or parts.password is not None:
         raise ConfigError(f"{BASE_URL_ENV}: a user or password has no place in the URL")
-    local = _loopback(host)
+    local = is_loopback(host)
     if (
         parts.scheme not in ("https", "http")
         or not host
@@ -118,7 +109,7 @@ def base_url_from_env(environ: Mapping[str, str]) -> str:
 def foreign_host_warning(base_url: str) -> str | None:
     """The warning to log when the credentials go to a host that is not Schwab's nor local."""
     host = urlsplit(base_url).hostname or ""
-    if _loopback(host) or is_schwab_host(host):
+    if is_loopback(host) or is_schwab_host(host):
         return None
     return (
         f"{BASE_URL_ENV} points at {host}, not Schwab: the app key, secret and tokens are sent"

@@ -2,9 +2,12 @@
 live page at / when the daemon gives one (`gexbot.report.today.LivePage`).
 
 The loop updates a `Metrics` object each minute; `HealthServer` serves it from a daemon thread,
-so a slow scraper never delays a minute. /healthz answers 200 while the loop has shown life
-within `max_age_s`, 503 otherwise, with a JSON body a person can read. Metrics live in their own
-`CollectorRegistry`, so two servers in one process (tests) do not collide.
+so a slow scraper never delays a minute. Connections are bounded (a thread each, at most
+`MAX_CONNECTIONS`, idle ones closed after `IDLE_TIMEOUT_S`), so idle sockets cannot pile up
+threads; the endpoints are unauthenticated, so binding anything but loopback is warned about.
+/healthz answers 200 while the loop has shown life within `max_age_s`, 503 otherwise, with a
+JSON body a person can read. Metrics live in their own `CollectorRegistry`, so two servers in one
+process (tests) do not collide.
 
 `python -m gexbot.shell.health --probe URL` exits 0 when URL answers 200, 1 when it does not
 (2 when the command line is wrong): a Docker HEALTHCHECK that needs no curl in the image.
@@ -31,10 +34,15 @@ from prometheus_client.exposition import generate_latest
 from gexbot.cli import ArgumentParser
 from gexbot.core.types import Action, Closed, Decided, Direction, Event, Opened
 from gexbot.errors import EXIT_CONFIG, ConfigError
+from gexbot.net import is_loopback
 
 log = logging.getLogger("gexbot.health")
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 STOP_POLL_S = 0.1  # how often the server checks for a stop request
+IDLE_TIMEOUT_S = 10.0
+"""A connection that sends nothing for this long is closed (a probe answers in milliseconds)."""
+MAX_CONNECTIONS = 16
+"""Connections served at once, a thread each; more are closed at once, not queued."""
 MAX_PROBE_TIMEOUT_S = 300.0
 SUMMARY_KEYS = ("variant", "balance", "position", "source", "last_minute")
 
@@ -171,6 +179,11 @@ class Metrics:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
+    def setup(self) -> None:
+        # A connection that sends nothing for this long is closed (reading times out).
+        self.request.settimeout(self.server.idle_timeout_s)
+        super().setup()
+
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
@@ -207,6 +220,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class _Server(ThreadingHTTPServer):
+    """A thread per connection, at most `max_connections` at a time; the rest closed at once."""
+
     daemon_threads = True
 
     def __init__(
@@ -215,11 +230,34 @@ class _Server(ThreadingHTTPServer):
         metrics: Metrics,
         max_age_s: float,
         page: Callable[[], bytes] | None,
+        idle_timeout_s: float,
+        max_connections: int,
     ) -> None:
         self.metrics = metrics
         self.max_age_s = max_age_s
         self.page = page
+        self.idle_timeout_s = idle_timeout_s
+        self.max_connections = max_connections
+        self._slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.debug("health endpoint: %d connections open, one more closed",
+                      self.max_connections)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 class HealthServer:
@@ -235,6 +273,8 @@ class HealthServer:
         now: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         page: Callable[[], bytes] | None = None,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         if not 0 <= port <= 65535:
             raise ConfigError(f"--http-port: {port} is not a TCP port (0-65535)")
@@ -242,6 +282,8 @@ class HealthServer:
         self._address = (host, port)
         self._max_age_s = max_age_s
         self._page = page
+        self._idle_timeout_s = idle_timeout_s
+        self._max_connections = max_connections
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -256,10 +298,18 @@ class HealthServer:
         """Bind and serve in the background; ConfigError when the address is unusable."""
         host, port = self._address
         try:
-            self._server = _Server(self._address, self.metrics, self._max_age_s, self._page)
+            self._server = _Server(self._address, self.metrics, self._max_age_s, self._page,
+                                   self._idle_timeout_s, self._max_connections)
         except OSError as exc:
             problem = f"--http-port: cannot listen on {host}:{port} ({exc.strerror})"
             raise ConfigError(problem) from None
+        if not is_loopback(host):
+            log.warning(
+                "the health endpoints on %s:%d answer anyone who can reach this address, without"
+                " authentication (/healthz and /metrics show the balance and the position); bind"
+                " 127.0.0.1 unless a firewall or the container's port mapping keeps them private",
+                host or "0.0.0.0", self.port,  # noqa: S104 - what '' binds, said in words
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(STOP_POLL_S,), name="health", daemon=True
         )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import socket
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -27,7 +29,7 @@ from gexbot.core.types import (
     Trade,
 )
 from gexbot.errors import ConfigError
-from gexbot.shell.health import HealthServer, Metrics, main, probe
+from gexbot.shell.health import MAX_CONNECTIONS, HealthServer, Metrics, main, probe
 
 START = 1_795_000_000.0  # epoch seconds
 MINUTE = datetime(2026, 11, 20, 10, 31, tzinfo=EASTERN)
@@ -232,3 +234,94 @@ def test_a_busy_port_is_a_config_error(server: HealthServer, clock: FakeClock) -
 def test_an_impossible_port_is_a_config_error(clock: FakeClock) -> None:
     with pytest.raises(ConfigError, match="not a TCP port"):
         HealthServer(70_000, max_age_s=60.0, now=clock)
+
+
+def _get(port: int, path: str = "/healthz") -> int:
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+        f"http://127.0.0.1:{port}{path}", timeout=10
+    ) as response:
+        return int(response.status)
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """True once the server has closed the connection (recv sees the end of the stream)."""
+    sock.settimeout(10.0)
+    try:
+        return sock.recv(1) == b""
+    except (ConnectionResetError, TimeoutError):
+        return False
+
+
+def test_connections_beyond_the_bound_are_closed_and_idle_ones_time_out(
+    clock: FakeClock,
+) -> None:
+    server = HealthServer(0, max_age_s=60.0, now=clock, idle_timeout_s=0.2, max_connections=4)
+    server.start()
+    before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(4)]
+    try:
+        extra = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(50)]
+        # Every connection past the fourth is closed at once, holding no thread.
+        assert all(_closed_by_server(sock) for sock in extra)
+        assert threading.active_count() <= before + 4
+        # The four idle ones are closed after their timeout, and the slots serve again.
+        assert all(_closed_by_server(sock) for sock in idle)
+        assert _get(server.port) == 200
+    finally:
+        for sock in idle + extra:
+            sock.close()
+        server.stop()
+
+
+def test_hundreds_of_idle_sockets_never_hold_hundreds_of_threads(clock: FakeClock) -> None:
+    server = HealthServer(0, max_age_s=60.0, now=clock, idle_timeout_s=30.0)
+    server.start()
+    before = threading.active_count()
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(500):
+            sockets.append(socket.create_connection(("127.0.0.1", server.port)))
+        peak = threading.active_count()
+    finally:
+        for sock in sockets:
+            sock.close()
+        server.stop()
+    assert peak - before <= MAX_CONNECTIONS
+
+
+@pytest.mark.parametrize(
+    ("host", "warned"),
+    [("127.0.0.1", False), ("::1", False), ("localhost", False), ("0.0.0.0", True),  # noqa: S104
+     ("", True)],
+)
+def test_an_address_other_machines_reach_is_warned_about(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture, host: str, warned: bool
+) -> None:
+    server = HealthServer(0, host, max_age_s=60.0, now=clock)
+    try:
+        server.start()
+    except ConfigError:
+        pytest.skip(f"{host!r} cannot be bound on this machine")
+    server.stop()
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert bool(said) is warned
+    if warned:
+        assert "without authentication" in said[0]
+        assert "0.0.0.0" in said[0]  # noqa: S104 - the address named in the warning
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--probe", "http://127.0.0.1:1/healthz", "--timeout", "nan"], "--timeout must be"),
+        (["--probe", "http://127.0.0.1:1/healthz", "--timeout", "-1"], "--timeout must be"),
+        (["--probe", "http://127.0.0.1:1/healthz", "--timeout", "inf"], "--timeout must be"),
+        (["--probe", "127.0.0.1:8080"], "expected an http(s) URL"),
+    ],
+)
+def test_a_probe_that_cannot_be_made_exits_2(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert says in line
