@@ -7,9 +7,15 @@ and maps the exception tree to exit codes (errors.py).
 
 from __future__ import annotations
 
+from gexbot.shell import signals
+
+if __name__ == "__main__":
+    # Before the imports below (about a second): a stop signal at any instant of a start is
+    # handled, never Python's default of dying without a word.
+    signals.install_early()
+
 import argparse
 import logging
-import signal
 import sys
 import threading
 from collections.abc import Sequence
@@ -132,11 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the daemon; the return value is the process exit code."""
+    stop = signals.stop_request()
     args = build_parser().parse_args(argv)
-    return exit_code_of(lambda: run(args), log)
+    return exit_code_of(lambda: run(args, stop), log)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, stop: signals.StopRequest) -> int:
     """Wire the daemon from parsed arguments and run it to the end of its sessions."""
     try:
         env = load_environment(args.env_file)
@@ -145,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError:
         setup_logging("INFO", args.log_format, ())  # the refusal prints like any other line
         raise
+    stop.install(lambda name: log.info("%s received: finishing the current minute", name))
     if env.ignored:
         log.info("%s: %s ignored (gexbot reads only SCHWAB_*, GEXBOT_* and DISCORD_* there)",
                  env.env_file, ", ".join(env.ignored))
@@ -160,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         webhook, redact=redactor.redact, logger=logging.getLogger("gexbot"), chart=book.chart_job
     )
     try:
-        return _run_daemon(args, env, preset, notifier, redactor, book)
+        return _run_daemon(args, env, preset, notifier, redactor, book, stop.event)
     except ModelError as problem:
         notifier.alert(f"{label}: HMM model file problem", str(problem))
         raise
@@ -175,6 +183,7 @@ def _run_daemon(
     notifier: DiscordNotifier,
     redactor: Redactor,
     book: DayBook,
+    stop: threading.Event,
 ) -> int:
     label = preset.variant.upper()
     model_file = args.model if args.model is not None else preset.model_file()
@@ -187,8 +196,6 @@ def _run_daemon(
     options = SourceOptions(
         source=args.source, seed=args.seed, replay=args.replay, record=args.record, model=args.model
     )
-    stop = threading.Event()
-    _install_signal_handlers(stop)
     market = open_market(options, preset, calendar, env)
     if market.replay is not None and args.model is None:
         model = _replay_model(market.replay, model)
@@ -211,6 +218,10 @@ def _run_daemon(
         db,
     )
     health: HealthServer | None = None
+    if stop.is_set():
+        _close_transport(market.transport)
+        log.info("stopped before the first minute: nothing traded, nothing written")
+        return EXIT_OK
     with Store(
         db,
         preset.variant,
@@ -450,19 +461,6 @@ def _start_health(
     log.info("health on http://%s:%d/healthz, live page on http://%s:%d/", args.http_host,
              server.port, args.http_host, server.port)
     return server
-
-
-def _install_signal_handlers(stop: threading.Event) -> None:
-    """SIGINT/SIGTERM finish the current minute, flush and exit 0."""
-
-    def request_stop(signum: int, _frame: object) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        log.info("%s received: finishing the current minute", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
 
 
 def _close_transport(transport: object) -> None:

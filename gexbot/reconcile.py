@@ -38,11 +38,12 @@ from gexbot.core.hmm import model_from_dict
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import SessionTimes
 from gexbot.environment import Environment, add_env_file_argument, is_ours, load_environment
-from gexbot.errors import EXIT_OK, ConfigError, ModelError, exit_code_of
+from gexbot.errors import EXIT_CONFIG, EXIT_OK, ConfigError, ModelError, exit_code_of
 from gexbot.market.replay import ReplayTransport, minute_key
 from gexbot.model_io import read_model
 from gexbot.settings import Preset, load_variant
 from gexbot.shell.logs import setup_logging
+from gexbot.shell.signals import interrupt_on_stop_signals
 from gexbot.shell.store import Store
 from gexbot.sources import Market
 
@@ -236,13 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Reconcile; the return value is the exit code."""
+    interrupt_on_stop_signals()
     args = build_parser().parse_args(argv)
 
     def command() -> int:
         setup_logging("INFO", "text", ())
         env = load_environment(args.env_file)
         setup_logging(args.log_level, "text", env.secrets.values(), env=env)
-        return run(args, env)
+        try:
+            return run(args, env)
+        except KeyboardInterrupt:
+            # 0 would say "identical": an interrupted comparison has no verdict.
+            log.critical("stopped before the comparison finished: no verdict")
+            return EXIT_CONFIG
 
     return exit_code_of(command, log)
 

@@ -23,13 +23,14 @@ from gexbot.cli import ArgumentParser, iso_date
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import FloatArray, SessionTimes
 from gexbot.environment import Environment, add_env_file_argument, load_environment
-from gexbot.errors import EXIT_OK, ConfigError, DataError, ModelError, exit_code_of
+from gexbot.errors import EXIT_CONFIG, EXIT_OK, ConfigError, DataError, ModelError, exit_code_of
 from gexbot.market.feed import history_params
 from gexbot.market.parse import parse_history
 from gexbot.market.sim import check_simulated
 from gexbot.model_io import import_pickle, write_model
 from gexbot.settings import Preset, load_variant, resolve_path
 from gexbot.shell.logs import setup_logging
+from gexbot.shell.signals import interrupt_on_stop_signals
 from gexbot.sources import Market, SourceOptions, open_market
 from gexbot.training import FitResult, fit_hmm, session_returns
 
@@ -82,13 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Train (or import) and write the model; the return value is the exit code."""
+    interrupt_on_stop_signals()
     args = build_parser().parse_args(argv)
 
     def command() -> int:
         setup_logging("INFO", "text", ())
         env = load_environment(args.env_file)
         redactor = setup_logging(None, "text", env.secrets.values(), env=env)
-        return run(args, env, redactor.add)
+        try:
+            return run(args, env, redactor.add)
+        except KeyboardInterrupt:
+            # 0 would say "trained": scripts chain the daemon after this command.
+            log.critical("stopped before a model was written: nothing written")
+            return EXIT_CONFIG
 
     return exit_code_of(command, log)
 

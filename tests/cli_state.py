@@ -13,7 +13,7 @@ def process_state_restored() -> Iterator[None]:
     """Restore the root logger (handlers, their filters, level) and the signal handlers."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield
     finally:

@@ -11,13 +11,13 @@ import gzip
 import json
 import logging
 import os
-import signal
 import tracemalloc
 import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_state import process_state_restored
 
 from gexbot.errors import ConfigError
 from gexbot.market import recdecode, recfile
@@ -26,7 +26,6 @@ from gexbot.shell.logs import TextFormatter, escape_controls
 from tests.market.test_replay import SPX_SPY, et, header, line, write
 
 DAY_FILE = "es/2026-11-20.jsonl.gz"
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @pytest.mark.parametrize(
@@ -264,10 +263,7 @@ def test_a_day_recorded_with_numbers_and_booleans_replays_as_traded(
     from gexbot import live, reconcile
 
     db, folder = tmp_path / "live.db", tmp_path / "recordings"
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    saved = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-    try:
+    with process_state_restored():
         assert live.main(["--variant", "es", "--source", "sim", "--start", "2026-10-05",
                           "--days", "1", "--minutes", "45", "--db", str(db),
                           "--record", str(folder)]) == 0
@@ -284,12 +280,6 @@ def test_a_day_recorded_with_numbers_and_booleans_replays_as_traded(
         path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
         capsys.readouterr()
         assert reconcile.main(["--db", str(db), "--replay", str(folder)]) == 0
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-        for handler in [h for h in root.handlers if h not in handlers]:
-            root.removeHandler(handler)
-        root.setLevel(level)
     said = capsys.readouterr().out
     assert "identical: 1 session(s) 2026-10-05, 45 decisions" in said
     assert "left out" not in said
