@@ -24,9 +24,11 @@ from typing import Any
 import numpy as np
 
 from gexbot import __version__
+from gexbot.cli import ArgumentParser
 from gexbot.errors import EXIT_OK, ConfigError, exit_code_of
 from gexbot.research.cli import (
     add_data_arguments,
+    check_output,
     check_workers,
     data_spec,
     setup_output,
@@ -47,7 +49,7 @@ log = logging.getLogger("gexbot.backtest")
 
 def build_parser() -> argparse.ArgumentParser:
     """Every option of the backtest (`--help` lists them)."""
-    parser = argparse.ArgumentParser(prog="python -m gexbot.backtest",
+    parser = ArgumentParser(prog="python -m gexbot.backtest",
                                      description="Backtest the strategy on feature tables.")
     add_data_arguments(parser)
     parser.add_argument("--features", type=Path, metavar="DIR",
@@ -68,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Load or build the features, trade them, print the summary and store the run."""
     check_workers(args)
+    check_output(args)
     preset, overrides = strategy_preset(args)
     spec = data_spec(args)
     if spec is not None and args.features is not None:

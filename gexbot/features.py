@@ -17,9 +17,11 @@ import time
 from collections.abc import Sequence
 
 from gexbot import __version__
+from gexbot.cli import ArgumentParser
 from gexbot.errors import EXIT_OK, ConfigError, exit_code_of
 from gexbot.research.cli import (
     add_data_arguments,
+    check_output,
     check_workers,
     data_spec,
     setup_output,
@@ -32,7 +34,7 @@ log = logging.getLogger("gexbot.features")
 
 def build_parser() -> argparse.ArgumentParser:
     """The command and its `build` subcommand."""
-    parser = argparse.ArgumentParser(prog="python -m gexbot.features",
+    parser = ArgumentParser(prog="python -m gexbot.features",
                                      description="Build per-minute feature tables for research.")
     parser.add_argument("--version", action="version", version=f"gexbot {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -50,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     check_workers(args)
+    check_output(args)
     preset, _ = strategy_preset(args)
     spec = data_spec(args)
     if spec is None:

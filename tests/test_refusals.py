@@ -27,7 +27,8 @@ import duckdb
 import pytest
 import yaml
 
-from gexbot import auth, live, reconcile, train_hmm
+from gexbot import auth, backtest, features, live, reconcile, sweep, train_hmm
+from gexbot.report import cli as report
 from gexbot.settings import preset_path, resolve_path
 from gexbot.shell import health
 
@@ -37,6 +38,10 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "gexbot.train_hmm": train_hmm.main,
     "gexbot.auth": auth.main,
     "gexbot.shell.health": health.main,
+    "gexbot.backtest": backtest.main,
+    "gexbot.features": features.main,
+    "gexbot.sweep": sweep.main,
+    "gexbot.report": report.main,
 }
 SECRET_ENV = ("SCHWAB_APP_KEY", "SCHWAB_APP_SECRET", "SCHWAB_REFRESH_TOKEN",
               "SCHWAB_REFRESH_TOKEN_ISSUED_AT", "GEXBOT_TOKEN_FILE", "DISCORD_WEBHOOK_URL",
@@ -280,6 +285,60 @@ CASES: list[Case] = [
         (("--colour",), "unrecognized arguments: --colour"),
     ]),
     Case("gexbot.auth", ("--status",), "no Schwab refresh token", code=3),
+    # --- research: backtests and feature tables ------------------------------------------
+    *_cases("gexbot.backtest", SIM, [
+        *_not_integers("--days", "--seed", "--workers"),
+        (("--start", "1900-01-01"), "before the simulated market's first session 2020-01-02"),
+        (("--days", "100000"), "run past the exchange calendar's last session"),
+        (("--workers", "-1"), "--workers must be at least 1"),
+        (("--preset", "{preset_inf}"), "strategy.starting_balance: Input should be a finite"),
+        (("--preset", "{preset_nq}"), "variant is 'nq', not 'es'"),
+        (("--preset", "{latin1}"), "not a preset: is not UTF-8 text"),
+        (("--set", "strategy.starting_balance=inf"), "--set strategy.starting_balance"),
+        (("--set", "strategy.nope=1"), "--set strategy.nope: unknown key"),
+        (("--model", "{model_low_float}"), "low_state must be the integer 0 or 1, got 0.0"),
+        (("--model", "{model_nq}"), "a model trained for variant 'nq', not 'es'"),
+        (("--model", "{model_deep}"), "not a model file gexbot can use (nested more than 32"),
+        (("--out", "{garbage}"), "garbage.bin is not a folder"),
+    ]),
+    *_cases("gexbot.backtest", ("--variant", "es"), [
+        (("--replay", "{rec_deep}"), "not a gexbot recording (line 1: nested more than 32"),
+        (("--replay", "{rec_path}"), "variant '../../x' is not a variant name"),
+        (("--features", "{garbage}"), "garbage.bin: no such feature table folder"),
+        (("--features", "{folder}"), "folder: no feature tables (*.parquet) in this folder"),
+    ]),
+    *_cases("gexbot.features", ("build", *SIM), [
+        (("--start", "1900-01-01"), "before the simulated market's first session 2020-01-02"),
+        (("--preset", "{deep_yaml}"), "not a preset: nested more than 32"),
+        (("--model", "{model_tiny}"), "the number 1e-320 is too small for a float"),
+        (("--out", "{garbage}"), "garbage.bin is not a folder"),
+    ]),
+    *_cases("gexbot.features", (), [
+        ((), "the following arguments are required: command"),
+        (("build",), "the following arguments are required: --variant"),
+    ]),
+    *_cases("gexbot.sweep", ("--variant", "es", "--source", "sim", "--start", "2026-10-05",
+                             "--days", "2"), [
+        ((), "the following arguments are required: --grid"),
+        (("--grid", "{missing}"), "missing.yaml: grid file not found"),
+        (("--grid", "{garbage}"), "garbage.bin: not a grid: is not UTF-8 text"),
+        (("--grid", "{folder}"), "folder: not a grid: is a folder, not a file"),
+        (("--grid", "{fifo}"), "fifo: not a grid: is not a regular file"),
+        (("--grid", "{deep_yaml}"), "not a grid: nested more than 32 levels deep"),
+        (("--grid", "{preset_twice}"), "key 'variant' appears twice"),
+        (("--grid", "{empty}"), "a grid is a mapping of dotted preset keys to values"),
+        (("--grid", "{empty}", "--preset", "{preset_nq}"), "variant is 'nq', not 'es'"),
+    ]),
+    # --- reports ------------------------------------------------------------------------
+    *_cases("gexbot.report", (), [
+        (("--db", "{missing}"), "missing.yaml: no such file; pass the daemon's --db file"),
+        (("--db", "{folder}"), "folder is a directory; pass the daemon's --db file"),
+        (("--db", "{garbage}"), "garbage.bin is not a gexbot database"),
+        (("--db", "{sqlite}"), "sqlite.db is a SQLite file, not a gexbot database"),
+        (("--db", "{duckdb}"), "duckdb.db is not a gexbot database (it has no decisions"),
+        (("--db", "{duckdb}", "--from", "x"), "argument --from: expected a date like 2026-10-01"),
+        (("--db", "{duckdb}", "--out", "{folder}"), "is a directory; name the HTML file"),
+    ]),
     # --- the health probe ---------------------------------------------------------------
     *_cases("gexbot.shell.health", (), [
         ((), "the following arguments are required: --probe"),

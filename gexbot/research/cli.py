@@ -74,6 +74,12 @@ def check_workers(args: argparse.Namespace) -> None:
         raise ConfigError("--workers must be at least 1")
 
 
+def check_output(args: argparse.Namespace) -> None:
+    """ConfigError for an --out that exists and is no folder (tables are written under it)."""
+    if args.out.exists() and not args.out.is_dir():
+        raise ConfigError(f"--out: {args.out} is not a folder")
+
+
 def setup_output() -> None:
     """Log lines (progress, refusals) on stderr as the daemon writes them; results on stdout."""
     setup_logging(None, "text", (), stream=sys.stderr)

@@ -243,7 +243,8 @@ def _synced(
 
 def _choose_model(preset: Preset, market: MarketData, model_path: Path | None) -> HmmModel:
     """--model, else (replay) the model the recordings name, else the preset's: as the daemon."""
-    model = read_model(model_path if model_path is not None else preset.model_file())
+    model = read_model(model_path if model_path is not None else preset.model_file(),
+                       variant=preset.variant)
     if model_path is None:
         recorded = market.recorded_model()
         if recorded is not None:
