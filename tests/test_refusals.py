@@ -338,6 +338,15 @@ CASES: list[Case] = [
         (("--db", "{duckdb}"), "duckdb.db is not a gexbot database (it has no decisions"),
         (("--db", "{duckdb}", "--from", "x"), "argument --from: expected a date like 2026-10-01"),
         (("--db", "{duckdb}", "--out", "{folder}"), "is a directory; name the HTML file"),
+        (("--sweep", "{missing}"), "missing.yaml: no such file; pass the file python -m"
+         " gexbot.sweep --db wrote"),
+        (("--sweep", "{folder}"), "folder is a directory; pass the file python -m gexbot.sweep"),
+        (("--sweep", "{garbage}"), "garbage.bin is not a sweep results database"),
+        (("--sweep", "{sqlite}"), "sqlite.db is a SQLite file, not a sweep results database"),
+        (("--sweep", "{duckdb}"), "duckdb.db is not a sweep results database (it has no sweeps"),
+        (("--sweep", "{duckdb}", "--metric", "x"), "argument --metric: invalid choice: 'x'"),
+        (("--sweep-id", "x"), "--sweep-id chooses what the sweep section shows; add --sweep"),
+        (("--sweep", "{duckdb}", "--to", "2026-10-01"), "--to chooses rows of the daemon's"),
     ]),
     # --- the health probe ---------------------------------------------------------------
     *_cases("gexbot.shell.health", (), [

@@ -40,6 +40,9 @@ h2 { font-size: 1.15rem; margin: 18px 0 8px; border-bottom: 1px solid var(--line
 .grid { display: grid; gap: 14px;
         grid-template-columns: repeat(auto-fit, minmax(min(100%, 460px), 1fr)); }
 .grid > * { min-width: 0; }
+.pair { display: grid; gap: 14px; margin-bottom: 14px;
+        grid-template-columns: repeat(auto-fill, minmax(min(100%, 560px), 1fr)); }
+.pair > * { min-width: 0; }
 .card { background: #fff; border: 1px solid var(--line); border-radius: 8px; padding: 8px;
         min-width: 0; }
 .note { padding: 16px; color: var(--muted); }
@@ -117,6 +120,30 @@ def build_page(
         _grid_section("Trades by exit reason, side and hour", variants, _trade_cards),
         *extra_sections,
     ]
+    return html_page(
+        title,
+        f"{period} · {ledger.source} · generated {generated:%Y-%m-%d %H:%M:%S %Z}",
+        sections,
+        tail=[
+            f'<script type="application/json" id="gexbot-days">{_days_book(variants)}</script>',
+            f"<script>{files('gexbot.report').joinpath('days.js').read_text('utf-8')}</script>",
+        ],
+        refresh_s=refresh_s,
+        banner=banner,
+    )
+
+
+def html_page(
+    title: str,
+    subtitle: str,
+    sections: Sequence[str],
+    *,
+    tail: Sequence[str] = (),
+    refresh_s: int | None = None,
+    banner: str | None = None,
+) -> str:
+    """A page of `sections` (markup) with plotly.js inlined; `title`, `subtitle` and `banner`
+    are text, `tail` scripts that run once the sections are in place."""
     refresh = f'<meta http-equiv="refresh" content="{int(refresh_s)}">' if refresh_s else ""
     note = f'<p class="banner">{html.escape(banner)}</p>' if banner else ""
     return "\n".join([
@@ -130,13 +157,11 @@ def build_page(
         f'<script type="text/javascript">{get_plotlyjs()}</script>',
         "</head><body>",
         f"<header><h1>{html.escape(title)}</h1>",
-        f'<p class="muted">{html.escape(period)} · {html.escape(ledger.source)} · generated'
-        f" {generated:%Y-%m-%d %H:%M:%S %Z}</p>{note}</header>",
+        f'<p class="muted">{html.escape(subtitle)}</p>{note}</header>',
         *sections,
         '<footer class="muted">gexbot: paper trading only; no order ever reaches a broker.'
         "</footer>",
-        f'<script type="application/json" id="gexbot-days">{_days_book(variants)}</script>',
-        f"<script>{files('gexbot.report').joinpath('days.js').read_text('utf-8')}</script>",
+        *tail,
         "</body></html>",
     ])
 

@@ -91,11 +91,8 @@ def read_ledger(
     """
     low, high = day_bounds(start, end)
     path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"{path}: no such file; pass the daemon's --db file")
-    if path.is_dir():
-        raise ConfigError(f"{path} is a directory; pass the daemon's --db file")
-    con = _connect(path, wait)
+    check_file(path, "pass the daemon's --db file")
+    con = connect_read_only(path, wait, DAEMON_HOLDS)
     try:
         _check_tables(con, path)
         present = [v for (v,) in con.execute("SELECT DISTINCT variant FROM decisions").fetchall()]
@@ -115,7 +112,23 @@ def read_ledger(
     return Ledger(decisions, trades, str(path))
 
 
-def _connect(path: Path, wait: Callable[[float], None]) -> duckdb.DuckDBPyConnection:
+DAEMON_HOLDS = ("a daemon at --speed max or a replay keeps its file for the whole run; try"
+                " again when it has finished")
+
+
+def check_file(path: Path, hint: str) -> None:
+    """A file is there to read; else one line, ending with what to pass instead."""
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file; {hint}")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; {hint}")
+
+
+def connect_read_only(
+    path: Path, wait: Callable[[float], None], holder: str, what: str = "a gexbot database"
+) -> duckdb.DuckDBPyConnection:
+    """A read-only connection, retried for a moment while a writer holds the file; `holder`
+    says in the refusal who may hold it and what to do, `what` what the file should be."""
     for attempt in range(READ_RETRIES + 1):
         if attempt:
             wait(RETRY_DELAY_S)
@@ -126,16 +139,13 @@ def _connect(path: Path, wait: Callable[[float], None]) -> duckdb.DuckDBPyConnec
             if "lock" in text.lower():
                 continue
             if "sqlite" in text.lower():
-                raise ConfigError(f"{path} is a SQLite file, not a gexbot database") from None
+                raise ConfigError(f"{path} is a SQLite file, not {what}") from None
             raise ConfigError(
-                f"{path} is not a gexbot database (not a DuckDB file: {_first_line(problem)})"
+                f"{path} is not {what} (not a DuckDB file: {_first_line(problem)})"
             ) from None
         con.execute("SET TimeZone = 'UTC'")
         return con
-    raise ConfigError(
-        f"{path} is held by another process (a daemon at --speed max or a replay keeps its file"
-        " for the whole run); try again when it has finished"
-    )
+    raise ConfigError(f"{path} is held by another process ({holder})")
 
 
 def _check_tables(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -150,16 +160,22 @@ def _check_tables(con: duckdb.DuckDBPyConnection, path: Path) -> None:
             ).fetchall()
         }
         if not found:
-            raise ConfigError(
-                f"{path} is not a gexbot database (it has no {table} table);"
-                " pass the file the daemon's --db wrote"
-            )
+            hint = ("it holds sweeps: pass it as --sweep" if _has_table(con, "sweeps")
+                    else "pass the file the daemon's --db wrote")
+            raise ConfigError(f"{path} is not a gexbot database (it has no {table} table); {hint}")
         missing = [name for name in wanted if name not in found]
         if missing:
             raise ConfigError(
                 f"{path}: table {table} lacks the column(s) {', '.join(missing)};"
                 " it was not written by gexbot"
             )
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    ((found,),) = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'"
+        " AND table_name = ?", [table]).fetchall()
+    return bool(found)
 
 
 def _check_variant(path: Path, variant: str | None, present: Sequence[object]) -> None:

@@ -62,15 +62,16 @@ def chunk_rows(
 
 @dataclass(frozen=True, slots=True)
 class SweepFigures:
-    """What a finished sweep reports: `summary` for the `sweeps` row, and the frames for the
+    """What a finished sweep reports: `summary` for the `sweeps` row, the frames for the
     out-of-sample columns of `sweep_results` and for `sweep_walk_forward` (empty without a
-    walk-forward)."""
+    walk-forward), and the logit of each PBO split for `sweep_pbo` (empty without PBO)."""
 
     best: int
     summary: dict[str, Any]
     out_of_sample: pd.DataFrame
     walk_forward_rows: pd.DataFrame
     pbo_note: str | None
+    pbo_logits: np.ndarray
 
 
 def sweep_figures(
@@ -92,10 +93,12 @@ def sweep_figures(
         "best_sharpe": float(metrics.sharpe(daily[best : best + 1])[0]),
     }
     note = None
+    logits = np.empty(0)
     try:
         pbo = probability_of_backtest_overfitting(daily.T)
         summary |= {"pbo": pbo.pbo, "pbo_blocks": pbo.blocks, "pbo_splits": pbo.splits,
                     "pbo_oos_loss": pbo.oos_loss_share}
+        logits = pbo.logits
     except ValueError as problem:
         note = str(problem)
         summary |= {"pbo": math.nan, "pbo_blocks": None, "pbo_splits": None,
@@ -111,7 +114,7 @@ def sweep_figures(
              "wf_is_max_drawdown")
         )
         return SweepFigures(best, summary, pd.DataFrame({"combo": list(combos)}),
-                            pd.DataFrame(), note)
+                            pd.DataFrame(), note, logits)
     oos = walk.oos_pnl[np.newaxis, :]
     hindsight = walk.hindsight_pnl[np.newaxis, :]
     summary |= {
@@ -149,4 +152,4 @@ def sweep_figures(
         "hindsight_pnl": walk.hindsight_pnl,
         "hindsight_cum_pnl": np.cumsum(walk.hindsight_pnl),
     })
-    return SweepFigures(best, summary, out_of_sample, rows, note)
+    return SweepFigures(best, summary, out_of_sample, rows, note, logits)

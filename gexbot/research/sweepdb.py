@@ -12,6 +12,8 @@ Tables (docs/research-results.md describes every column):
   combinations still measures the whole sweep.
 - `sweep_walk_forward`: the stitched out-of-sample equity, session by session, beside the
   in-sample equity of the combination that was best with hindsight.
+- `sweep_pbo`: the logit of each train/test split of PBO, its distribution (the report draws
+  it without measuring PBO again).
 
 A chunk's rows go in one transaction, and a combination already stored is never written again,
 so an interrupted sweep keeps what it finished and a retried chunk counts once.
@@ -55,6 +57,9 @@ CREATE TABLE IF NOT EXISTS sweep_results (
 );
 CREATE TABLE IF NOT EXISTS sweep_daily (
     sweep VARCHAR, combo VARCHAR, session DATE, pnl DOUBLE, trades INTEGER
+);
+CREATE TABLE IF NOT EXISTS sweep_pbo (
+    sweep VARCHAR, split INTEGER, logit DOUBLE
 );
 CREATE TABLE IF NOT EXISTS sweep_walk_forward (
     sweep VARCHAR, session DATE, fold INTEGER, combo VARCHAR, pnl DOUBLE, cum_pnl DOUBLE,
@@ -194,6 +199,22 @@ class SweepStore:
             self._con.execute("INSERT INTO sweep_walk_forward BY NAME SELECT * FROM wf")
             self._con.unregister("wf")
         self._con.execute("COMMIT")
+
+    def set_pbo(self, sweep: str, logits: np.ndarray) -> None:
+        """Replace the logit of each PBO split of the sweep (none when PBO was not measured)."""
+        frame = pd.DataFrame({"split": np.arange(len(logits), dtype=np.int32),
+                              "logit": np.asarray(logits, dtype=np.float64)})
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            self._con.execute("DELETE FROM sweep_pbo WHERE sweep = ?", [sweep])
+            if len(frame):
+                self._con.register("pbo", frame.assign(sweep=sweep))
+                self._con.execute("INSERT INTO sweep_pbo BY NAME SELECT * FROM pbo")
+                self._con.unregister("pbo")
+            self._con.execute("COMMIT")
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
 
     def set_summary(self, sweep: str, figures: Mapping[str, Any]) -> None:
         """Write the sweep's best combination, overfitting and walk-forward figures."""

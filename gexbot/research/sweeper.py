@@ -267,6 +267,7 @@ def _measure(
     figures = sweep_figures(prepared.combos, daily, trades, dates, plan.metric, metric, walk)
     store.set_out_of_sample(sweep, figures.out_of_sample)
     store.set_walk_forward(sweep, figures.walk_forward_rows)
+    store.set_pbo(sweep, figures.pbo_logits)
     store.set_summary(sweep, figures.summary)
     return figures
 

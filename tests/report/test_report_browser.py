@@ -19,9 +19,11 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from browser import PHONE, charts_drawn, chromium, open_checked, screenshots
 from report_rows import HOSTILE, at, decision, trade, write_db
+from sweep_rows import real_sweeps, written_sweep
 
 from gexbot.core.session import EASTERN
 from gexbot.core.types import Action, Closed, Decided, Direction, ExitReason, GexRegime, Trade
@@ -150,6 +152,44 @@ def test_planted_markup_on_the_live_page_shows_as_text_and_never_runs(browser: A
         assert problems == []
     finally:
         server.stop()
+
+
+def test_the_sweep_page_opens_offline_and_every_chart_draws(
+    browser: Any, tmp_path: Path
+) -> None:
+    db, grid, _ = real_sweeps()
+    out = tmp_path / "sweep.html"
+    assert report(["--sweep", str(db), "--sweep-id", grid.sweep, "--out", str(out)]) == 0
+    page, problems = open_checked(browser, out.as_uri())
+    drawn = charts_drawn(page)
+    assert set(drawn) == {"sweep-grid", "sweep-is", "sweep-oos", "sweep-scatter", "sweep-walk",
+                          "sweep-pbo", "sweep-dsr"}
+    cells = page.evaluate("document.getElementById('sweep-grid')._fullData[0].z.length")
+    assert cells == 3  # strategy.hurst.threshold's values up the map
+    assert page.inner_text("header h1") == f"gexbot sweep {grid.sweep}: ES"
+    assert page.locator("#sweeps tbody tr").count() == 2
+    screenshots(page, "sweep")
+    assert problems == []
+
+
+def test_planted_markup_in_a_results_file_shows_as_text_and_never_runs(
+    browser: Any, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(2)
+    key = HOSTILE.replace('"', "")  # a column name
+    db = written_sweep(tmp_path / "h.db", {key: [HOSTILE, "plain"], "n": [1.0, 2.0]},
+                       rng.normal(0.0, 5.0, (4, 10)), walk=(4, 2), grid=HOSTILE,
+                       sweep=HOSTILE, combos=[HOSTILE, "x", "y", "z"])
+    out = tmp_path / "hostile-sweep.html"
+    assert report(["--sweep", str(db), "--out", str(out)]) == 0
+    page, problems = open_checked(browser, out.as_uri())
+    charts_drawn(page)
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img").count() == 0
+    assert HOSTILE in page.inner_text("header h1")
+    assert HOSTILE in page.inner_text("#sweeps")
+    assert key in page.text_content("#sweep-grid")  # the parameter's name on the axis
+    assert problems == []
 
 
 def free_port() -> int:

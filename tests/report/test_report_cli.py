@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from report_cli_runs import assert_refused, bytes_file, run
 from report_rows import at, decision, session, trade, write_db
 
 from gexbot.errors import ConfigError
@@ -25,13 +26,6 @@ def two_variants(path: Path) -> Path:
     rows = [*session("es", D1), *session("es", D2), *session("nq", D1, level=24_000.0)]
     trades = [trade("es", at(D1, 3), at(D1, 9)), trade("nq", at(D1, 4), at(D1, 8))]
     return write_db(path, rows, trades)
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, list[str]]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    assert "Traceback" not in captured.out + captured.err
-    return code, [line for line in (captured.out + captured.err).splitlines() if line.strip()]
 
 
 def test_writes_one_self_contained_page_with_both_variants(
@@ -101,14 +95,6 @@ def _wrong_columns(path: Path) -> Path:
     return path
 
 
-def _bytes(content: bytes) -> Callable[[Path], Path]:
-    def make(path: Path) -> Path:
-        path.write_bytes(content)
-        return path
-
-    return make
-
-
 def _folder(path: Path) -> Path:
     path.mkdir()
     return path
@@ -118,8 +104,8 @@ REFUSALS: list[tuple[str, Callable[[Path], Path], list[str], str]] = [
     ("missing file", lambda p: p, [], "no such file"),
     ("a directory", _folder, [], "is a directory"),
     ("a SQLite file", _sqlite, [], "is a SQLite file, not a gexbot database"),
-    ("random bytes", _bytes(os.urandom(4096)), [], "is not a gexbot database (not a DuckDB"),
-    ("an empty file", _bytes(b""), [], "is not a gexbot database (not a DuckDB"),
+    ("random bytes", bytes_file(os.urandom(4096)), [], "is not a gexbot database (not a DuckDB"),
+    ("an empty file", bytes_file(b""), [], "is not a gexbot database (not a DuckDB"),
     ("another program's DuckDB", _foreign_duckdb, [], "it has no decisions table"),
     ("other columns", _wrong_columns, [], "table decisions lacks the column(s) spot"),
     ("empty gexbot tables", lambda p: write_db(p, []), [], "holds no decisions yet"),
@@ -150,12 +136,7 @@ def test_bad_input_is_one_line_and_exit_2(
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in extra]
     if "--out" not in args:
         args += ["--out", str(out)]
-    code, lines = run(capsys, "--db", str(db), *args)
-    assert code == 2, (case, lines)
-    assert len(lines) == 1, lines
-    assert expected in lines[0], lines
-    assert not out.exists()
-    assert not [p for p in tmp_path.rglob(".out.html.*")]
+    assert_refused(capsys, ["--db", str(db), *args], out, expected)
 
 
 def test_a_bad_date_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:

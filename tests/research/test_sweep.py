@@ -63,6 +63,9 @@ def test_a_sweep_stores_every_combination_with_its_statistics(tmp_path: Path) ->
     assert sweep["pbo_blocks"] == 2
     assert 0.0 <= sweep["dsr"] <= 1.0
     assert sweep["wf_folds"] == 2
+    logits = table(tmp_path / "results.db", "sweep_pbo", "split")
+    assert logits["split"].tolist() == list(range(sweep["pbo_splits"]))
+    assert (logits["logit"] <= 0).mean() == pytest.approx(sweep["pbo"])
     best = results.set_index("combo").loc[sweep["best_combo"]]
     assert best["is_sharpe"] == results["is_sharpe"].max()
     assert sweep["wf_oos_pnl"] == pytest.approx(walk["pnl"].sum())
@@ -89,7 +92,8 @@ def test_an_interrupted_sweep_keeps_its_chunks_and_the_rerun_computes_the_rest(
     assert again.computed == COMBINATIONS - kept
     assert again.sweep == whole.sweep
     for name, order in (("sweep_results", "combo"), ("sweep_daily", "combo, session"),
-                        ("sweep_walk_forward", "session"), ("sweeps", "variant")):
+                        ("sweep_walk_forward", "session"), ("sweep_pbo", "split"),
+                        ("sweeps", "variant")):
         a, b = table(tmp_path / "whole.db", name, order), table(tmp_path / "parts.db", name, order)
         assert a.equals(b), name
     last = run_sweep(plan(tmp_path, "parts.db"), _quiet, progress=False)

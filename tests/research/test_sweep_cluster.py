@@ -15,7 +15,7 @@ from gexbot.errors import ConfigError
 from gexbot.research.sweeper import run_sweep
 
 TABLES = (("sweep_results", "combo"), ("sweep_daily", "combo, session"),
-          ("sweep_walk_forward", "session"), ("sweeps", "variant"))
+          ("sweep_walk_forward", "session"), ("sweep_pbo", "split"), ("sweeps", "variant"))
 
 
 def _same_tables(a: Path, b: Path) -> None:
