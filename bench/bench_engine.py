@@ -113,7 +113,7 @@ def main() -> None:
         metrics = Metrics()
         summary = Summary()
         console = ConsoleSink(quiet, label=preset.variant.upper())
-        with Store(Path(folder) / "bench.db", preset.variant, hold_open=True, logger=quiet,
+        with Store(Path(folder) / "bench.db", preset.variant, logger=quiet,
                    batch_minutes=120) as store:
             loop = TradingLoop(
                 params=params,

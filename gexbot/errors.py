@@ -4,6 +4,7 @@
     ├── ConfigError      bad preset, CLI argument or environment  -> one line, exit 2
     ├── ModelError       HMM model file missing, corrupt, invalid -> one line, exit 2
     ├── CalendarError    a date outside the exchange calendar     -> one line, exit 2
+    ├── StorageError     a full disk, a read-only folder          -> one line, exit 2
     ├── AuthError        Schwab refused our credentials           -> alert once, stop (exit 3)
     └── DataError        one minute's market data is unusable     -> skip the minute
         └── TransientError  timeout, 429, 5xx after retries      -> skip the minute
@@ -43,6 +44,16 @@ class ModelError(GexbotError):
 
 class CalendarError(GexbotError):
     """A date lies outside what the installed exchange calendar knows."""
+
+    exit_code = EXIT_CONFIG
+
+
+class StorageError(GexbotError):
+    """The database or a file beside it cannot be written (no space left, a read-only folder).
+
+    Nothing of the minute in hand was written; a restart once the cause is gone resumes after
+    the last minute the database holds.
+    """
 
     exit_code = EXIT_CONFIG
 

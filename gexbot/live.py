@@ -43,7 +43,7 @@ from gexbot.shell.health import HealthServer, Metrics
 from gexbot.shell.logs import Redactor, setup_logging
 from gexbot.shell.loop import MINUTE, TradingLoop, live_sessions
 from gexbot.shell.notify import ConsoleSink, Summary
-from gexbot.shell.store import Store
+from gexbot.shell.store import REPLAY, TRADING, Store
 from gexbot.sources import Market, SourceOptions, open_market, recorded_model
 
 DEFAULT_DB = "quant_trading_data.db"
@@ -201,7 +201,7 @@ def _run_daemon(
         model = _replay_model(market.replay, model)
     _attach(market, redactor, notifier, label)
     sessions = _sessions(args, options, calendar, market)
-    db = _database_path(args, preset)
+    db, fresh = _database_path(args, preset)
     params = EngineParams.from_preset(preset, model)
     console = ConsoleSink(logging.getLogger("gexbot.events"), label=label)
     summary = Summary()
@@ -225,10 +225,11 @@ def _run_daemon(
     with Store(
         db,
         preset.variant,
-        hold_open=fast,
         logger=log,
         batch_minutes=FAST_BATCH if fast else 1,
         redact=redactor.redact,
+        made_for=REPLAY if args.replay else TRADING,
+        replace=fresh,
     ) as store:
         gate = _auth_gate(options, env, store, notifier, label)
         if gate is not None:
@@ -412,18 +413,20 @@ def _clock(
     return SimClock(start, stop, speed=args.speed)
 
 
-def _database_path(args: argparse.Namespace, preset: Preset) -> Path:
-    """`--db`, else the default file; a replay never writes the live database by default."""
+def _database_path(args: argparse.Namespace, preset: Preset) -> tuple[Path, bool]:
+    """`--db`, else the default file, and whether the run starts from an empty file.
+
+    A replay never writes the live database by default: it writes `replay-<variant>.db` beside
+    the recordings, starting afresh each time; the store replaces that file only once it holds
+    its lock and has checked that a replay of this variant made it.
+    """
     if args.db is not None:
-        return Path(args.db)
+        return Path(args.db), False
     if not args.replay:
-        return Path(DEFAULT_DB)
+        return Path(DEFAULT_DB), False
     first = Path(args.replay[0])
     folder = first if first.is_dir() else first.parent
-    fresh = folder / f"replay-{preset.variant}.db"
-    for stale in (fresh, fresh.with_name(fresh.name + ".wal")):
-        stale.unlink(missing_ok=True)
-    return fresh
+    return folder / f"replay-{preset.variant}.db", True
 
 
 def _describe_source(args: argparse.Namespace, options: SourceOptions) -> str:

@@ -43,8 +43,9 @@ from gexbot.market.replay import ReplayTransport, minute_key
 from gexbot.model_io import read_model
 from gexbot.settings import Preset, load_variant
 from gexbot.shell.logs import setup_logging
+from gexbot.shell.reader import decisions_frame, trades_frame
 from gexbot.shell.signals import interrupt_on_stop_signals
-from gexbot.shell.store import Store
+from gexbot.shell.store import REPLAY, Store
 from gexbot.sources import Market
 
 EXIT_DIFFERENT = 1
@@ -270,8 +271,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
     if not sessions:
         raise ConfigError("no trading session in the recordings given: nothing to compare")
     _warn_drift(replay, preset)
-    with Store(args.db, variant, hold_open=False, logger=log) as live:
-        decisions, trades = live.decisions_frame(variant), live.trades_frame(variant)
+    decisions, trades = decisions_frame(args.db, variant), trades_frame(args.db, variant)
     if decisions.empty:
         raise ConfigError(
             f"{args.db} holds no {variant} decisions to compare with; wrong --db or --variant?"
@@ -319,8 +319,8 @@ def _reconcile_run(
     _seed(database, preset, model, decisions, run_of[0])
     files = [path for session in run_of for path in replay.files(session.date)]
     _replay(args, env, preset.variant, files, database, model)
-    with Store(database, preset.variant, hold_open=True, logger=log) as store:
-        ours, our_trades = store.decisions_frame(preset.variant), store.trades_frame(preset.variant)
+    ours = decisions_frame(database, preset.variant)
+    our_trades = trades_frame(database, preset.variant)
     recorded = frozenset().union(*(replay.recorded_minutes(s.date) for s in run_of))
     found = [
         compare_decisions(decisions, ours, run_of, recorded, tally),
@@ -386,7 +386,7 @@ def _seed(database: Path, preset: Preset, model_file: Path, decisions: pd.DataFr
     balance = float(last["balance"])
     state = replace(initial_state(params), balance=balance, day_start_balance=balance,
                     last_minute=at)
-    with Store(database, preset.variant, hold_open=True, logger=log) as store:
+    with Store(database, preset.variant, logger=log, made_for=REPLAY) as store:
         store.commit(at, [], state)
     log.info("%s: replay starts from the live balance %.2f of %s", first.date, balance,
              f"{at:%Y-%m-%d %H:%M}")

@@ -145,10 +145,10 @@ def test_a_second_daemon_on_the_same_database_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "x.db"
-    with InstanceLock(db):
+    with InstanceLock(db, "es"):
         assert live.main([*SIM, "--db", str(db)]) == 2
     (line,) = [line for line in _lines(capsys) if " CRITICAL " in line]
-    assert "is in use by another gexbot" in line
+    assert "is in use by another gexbot ES daemon" in line
 
 
 def test_a_database_of_another_program_is_refused(

@@ -35,6 +35,7 @@ from gexbot.market.sim import SimMarket
 from gexbot.market.transport import ENDPOINTS, Endpoint, Exchange, Transport
 from gexbot.model_io import read_model
 from gexbot.settings import Preset, load_variant
+from gexbot.shell.reader import trades_frame
 from gexbot.shell.store import Store
 
 DAYS = (date(2026, 10, 12), date(2026, 10, 13))
@@ -242,8 +243,7 @@ def test_a_tampered_database_is_caught_with_both_values(
 
 
 def test_a_tampered_trade_is_caught(recorded: Recorded, calendar: TradingCalendar) -> None:
-    with Store(recorded.database, "es", hold_open=True) as store:
-        trades = store.trades_frame("es")
+    trades = trades_frame(recorded.database, "es")
     tampered = trades.copy()
     tampered.loc[2, "pnl"] += 0.01
     sessions = [calendar.session(day) for day in DAYS]
@@ -284,7 +284,7 @@ def interrupted(tmp_path_factory: pytest.TempPathFactory, preset: Preset,
     assert run_live([*common, "--minutes", "1"]) == 0
     # ...then fell behind on 11:01 (a SKIP, nothing asked) and was down until 11:31.
     missed = dying + timedelta(minutes=1)
-    with Store(done.database, "es", hold_open=True) as store:
+    with Store(done.database, "es") as store:
         state = store.restore()
         assert state is not None
         assert state.last_minute == dying
@@ -399,7 +399,7 @@ def test_a_database_without_the_recorded_days_is_not_called_identical(
     recorded: Recorded, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     empty = tmp_path / "empty.db"
-    with Store(empty, "es", hold_open=False):
+    with Store(empty, "es"):
         pass
     assert run_reconcile(["--db", str(empty), "--replay", str(recorded.folder)]) == 2
     assert "holds no es decisions to compare with" in capfd.readouterr().out

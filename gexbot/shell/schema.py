@@ -9,6 +9,7 @@ makes writing a minute twice, after a crash and a restart, a no-op.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
@@ -50,6 +51,12 @@ TABLES: dict[str, tuple[Columns, tuple[str, ...]]] = {
     "meta": (META_COLUMNS, ("variant", "key")),
 }
 """Each table's columns and key; the key is what makes a repeated write a no-op."""
+WHOLE_DATABASE = ""
+"""The `meta.variant` of facts about the database itself rather than one variant."""
+DATABASE_ID = "database_id"
+"""A random id made with the tables: journal lines name it, so they go back to no other file."""
+MADE_FOR = "made_for"
+"""What the run that created the tables was ("trading" or "replay"); absent for older files."""
 
 ROWS_PER_STATEMENT = 500
 """Decision rows per multi-row INSERT: one statement per batch instead of one per row (DuckDB
@@ -145,8 +152,14 @@ def write_trades(con: duckdb.DuckDBPyConnection, rows: Sequence[Row]) -> None:
         con.execute(INSERT_TRADE, [*row, row[11], row[0], row[7]])
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
-    """Create missing tables; extend a seed `trades` table whose columns are a prefix of ours."""
+def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path, made_for: str) -> str:
+    """Create missing tables; extend a seed `trades` table whose columns are a prefix of ours.
+
+    Returns the database's id, made on first use. A database whose tables are created here is
+    marked as `made_for` ("trading", "replay"), so that only a replay's own file is ever
+    replaced by the next replay.
+    """
+    fresh = False
     with transaction(con):
         for table, (columns, key) in TABLES.items():
             found = con.execute(
@@ -160,6 +173,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                 body = ", ".join(f'"{name}" {kind}' for name, kind in columns)
                 keys = ", ".join(f'"{name}"' for name in key)
                 con.execute(f"CREATE TABLE {table} ({body}, PRIMARY KEY ({keys}))")
+                fresh = fresh or table == "decisions"
             elif table == "trades" and existing == wanted[: len(existing)]:
                 for name, kind in columns[len(existing) :]:
                     con.execute(f'ALTER TABLE trades ADD COLUMN "{name}" {kind}')
@@ -168,3 +182,39 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, path: Path) -> None:
                     f"{path}: table {table} has columns {', '.join(existing)}, not the ones"
                     " gexbot writes; move the database aside or pass another --db"
                 )
+        identity = database_fact(con, DATABASE_ID)
+        if identity is None:
+            identity = uuid.uuid4().hex
+            con.execute(UPSERT_META, [WHOLE_DATABASE, DATABASE_ID, identity])
+        if fresh:
+            con.execute(UPSERT_META, [WHOLE_DATABASE, MADE_FOR, made_for])
+    return identity
+
+
+def database_fact(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
+    """A fact about the whole database (`DATABASE_ID`, `MADE_FOR`), None when not recorded."""
+    if not _has_table(con, "meta"):
+        return None
+    row = con.execute(
+        "SELECT value FROM meta WHERE variant = ? AND key = ?", [WHOLE_DATABASE, key]
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def variants_in(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """Every variant with a decision or a state in the database."""
+    found: set[str] = set()
+    for table in ("decisions", "state"):
+        if _has_table(con, table):
+            rows = con.execute(f"SELECT DISTINCT variant FROM {table}").fetchall()  # noqa: S608
+            found.update(str(variant) for (variant,) in rows)
+    return found
+
+
+def _has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables"
+        " WHERE table_schema = 'main' AND table_name = ?",
+        [table],
+    ).fetchone()
+    return found is not None and found[0] > 0

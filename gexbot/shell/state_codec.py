@@ -86,6 +86,8 @@ def state_from_json(text: str) -> State:
         document = json.loads(text)
     except (json.JSONDecodeError, TypeError) as problem:
         raise StateFormatError(f"not JSON: {problem}") from None
+    except RecursionError:
+        raise StateFormatError("JSON nested too deeply") from None
     if not isinstance(document, dict):
         raise StateFormatError("not a JSON object")
     if document.get("format") != FORMAT:

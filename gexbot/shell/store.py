@@ -3,15 +3,18 @@
 A minute's decision row, its closed trades and the state that follows it are written in one
 transaction, keyed by (variant, minute): a restart after a crash continues from the last
 committed state, and a minute committed twice writes nothing twice. The daemon is the only
-writer of its file (an `InstanceLock` beside it keeps a second daemon out), so the state and
-metadata read at `open` and kept current by each write are the truth; only the frames read the
-file again.
+writer of its variant's rows (an `InstanceLock` per database and variant keeps a second daemon
+of the variant out), so the state and metadata read at `open` and kept current by each write
+are the truth; only the frames read the file again.
 
-DuckDB lets no other process open a file that one holds, not even read-only. Unless asked to
-hold the file (`hold_open`, for runs as fast as the clock allows), the store opens it only to
-write a minute. When a reader holds it then, the minute stays pending in memory and in a journal
-beside the file (`journal.py`), and goes out with the next successful write, in order, in one
-transaction; nothing is lost or doubled, even by a kill.
+One file can hold both variants: the ES and the NQ daemon take turns on it. DuckDB lets no other
+process open a file that one holds, not even read-only, so the store opens the file only to
+write (a minute, or a batch of them) and closes it at once; readers and the other daemon use it
+in between. When another process holds it at that moment, the store retries briefly, then
+keeps the minutes pending in memory and in its variant's journal beside the file
+(`journal.py`); they go out with the next successful write, in order, in one transaction.
+Nothing is lost or doubled, even by a kill, and nothing of one variant or one database is ever
+taken back into another.
 
 A run as fast as the clock allows commits several minutes per transaction: on a simulated or
 replayed clock a minute not yet written is simply decided again after a restart, with the same
@@ -29,25 +32,29 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import duckdb
-import pandas as pd
 
 from gexbot.core.session import EASTERN
 from gexbot.core.types import Closed, Decided, Event, State
-from gexbot.errors import ConfigError
-from gexbot.shell.journal import Journal, PendingMinute
+from gexbot.errors import ConfigError, GexbotError
+from gexbot.shell.dbfile import (
+    FileHeld,
+    check_database_path,
+    connect,
+    remove_replay_database,
+    write_failure,
+)
+from gexbot.shell.journal import Journal, PendingMinute, legacy_journal_path
 from gexbot.shell.lock import InstanceLock
 from gexbot.shell.schema import (
     DECISION_COLUMNS,
-    TRADE_COLUMNS,
     UPSERT_META,
     UPSERT_STATE,
-    Columns,
     Row,
     decision_row,
     ensure_schema,
-    names,
     trade_row,
     transaction,
     write_decisions,
@@ -57,24 +64,21 @@ from gexbot.shell.state_codec import StateFormatError, state_from_json, state_to
 
 RETRY_DELAY_S = 0.2
 REASON_COLUMN = [name for name, _ in DECISION_COLUMNS].index("reason")
+REPLAY = "replay"
+TRADING = "trading"
+T = TypeVar("T")
 
 
 def _unchanged(text: str) -> str:
     return text
 
 
-class _Held(Exception):
-    """Another process (a reader) holds the database file."""
-
-
 class Store:
-    """The daemon's DuckDB file for one variant; use as a context manager (`open` / `close`).
+    """The daemon's DuckDB file, seen as one variant; use as a context manager (`open` / `close`).
 
     Parameters
     ----------
-    hold_open : keep one connection for the store's life (fast; readers are kept out) instead
-        of opening the file for each write (about 20 ms more; readers welcome in between).
-    open_retries : further attempts when a reader holds the file, `retry_wait(RETRY_DELAY_S)`
+    open_retries : further attempts when another process holds the file, `retry_wait(RETRY_DELAY_S)`
         apart, before a minute is left pending (and journaled).
     batch_minutes : the most minutes per write. 1 writes each minute as it is committed; more
         keeps minutes in memory until the current batch is full (or `flush`), for simulated and
@@ -82,6 +86,9 @@ class Store:
         is 1 minute after `open` and doubles with each write up to this.
     redact : masks secrets in the free text written (a skip's reason, meta values), as the log
         redactor does: Schwab's error texts may quote a token.
+    made_for : what a database this store creates is marked as ("trading" or "replay").
+    replace : start from an empty file: a database already at the path is removed first, but
+        only one gexbot made for a replay holding no other variant; anything else is refused.
     """
 
     def __init__(
@@ -89,29 +96,30 @@ class Store:
         path: Path,
         variant: str,
         *,
-        hold_open: bool,
         logger: logging.Logger | None = None,
         open_retries: int = 3,
         retry_wait: Callable[[float], None] = time.sleep,
         batch_minutes: int = 1,
         redact: Callable[[str], str] | None = None,
+        made_for: str = TRADING,
+        replace: bool = False,
     ) -> None:
         if batch_minutes < 1:
             raise ValueError(f"batch_minutes must be at least 1, got {batch_minutes}")
         self.path = Path(path)
         self.variant = variant
-        self.hold_open = hold_open
         self._log = logger if logger is not None else logging.getLogger("gexbot.store")
         self._open_retries = open_retries
         self._retry_wait = retry_wait
         self.batch_minutes = batch_minutes
         self._batch = 1
         self._redact = redact if redact is not None else _unchanged
-        self._lock = InstanceLock(self.path)
-        self._journal = Journal(self.path, self._log)
+        self._made_for = made_for
+        self._replace = replace
+        self._lock = InstanceLock(self.path, variant)
+        self._journal = Journal(self.path, variant, "", self._log)
         self._journaled = 0
         """How many of the pending minutes, from the oldest, are already in the journal."""
-        self._con: duckdb.DuckDBPyConnection | None = None
         self._pending: list[PendingMinute] = []
         self._pending_meta: dict[str, str] = {}
         self._meta: dict[str, str] = {}
@@ -120,24 +128,37 @@ class Store:
         self._opened = False
 
     def open(self) -> Store:
-        """Take the instance lock, create missing tables and read this variant's state and meta."""
+        """Take the lock, create missing tables, read this variant's state, meta and journal.
+
+        Nothing is created beside a path that is not a DuckDB file (or a new one).
+        """
+        check_database_path(self.path)
         self._lock.acquire()
         try:
-            if self.hold_open:
-                self._con = self._connect_or_refuse()
-            with self._session(refuse=True) as con:
-                ensure_schema(con, self.path)
-                self._read_saved(con)
+            self._journal.check()
+            if self._replace:
+                remove_replay_database(self.path, self.variant, REPLAY, self._log)
+            self._journal.database_id = self._storing(self._read_saved)
+            self._opened = True
+            self._warn_legacy_journal()
+            self._recover_journal()
         except BaseException:
-            self._disconnect()
+            self._opened = False
             self._lock.release()
             raise
-        self._opened = True
-        self._recover_journal()
         return self
 
+    def _warn_legacy_journal(self) -> None:
+        legacy = legacy_journal_path(self.path)
+        if legacy.exists():
+            self._log.warning(
+                "%s was left by an older gexbot and does not say which variant and database its"
+                " minutes belong to, so none is taken back; it stays as it is",
+                legacy,
+            )
+
     def _recover_journal(self) -> None:
-        """Take back the minutes a killed run journaled while a reader held the file."""
+        """Take back the minutes a killed run journaled while another process held the file."""
         stored = self._stored_minute
         items = [
             item
@@ -145,7 +166,7 @@ class Store:
             if stored is None or item.minute > stored
         ]
         if not items:
-            self._journal.clear()
+            self._storing(self._journal.clear)
             return
         self._pending, self._journaled = items, len(items)
         self._log.warning(
@@ -155,7 +176,7 @@ class Store:
 
     def close(self) -> None:
         """Write what is pending if the file is free, then let go of the file and the lock."""
-        self._close(failing=False)
+        self._close(failing=None)
 
     def __enter__(self) -> Store:
         return self.open()
@@ -166,27 +187,33 @@ class Store:
         value: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._close(failing=kind is not None)
+        self._close(failing=value)
 
-    def _close(self, *, failing: bool) -> None:
-        """Close; while another exception is on its way out, a failed last write only logs."""
+    def _close(self, *, failing: BaseException | None) -> None:
+        """Close; while another exception is on its way out, a failed last write only logs
+        (and says nothing when it failed for the same reason)."""
         if not self._opened:
             return
         self._opened = False
         try:
             if not self._flush():
                 self._log.warning(
-                    "%s: %d minute(s) left in %s for the next start (a reader held the file)",
+                    "%s: %d minute(s) left in %s for the next start (another process held"
+                    " the file)",
                     self.path,
                     len(self._pending),
                     self._journal.path.name,
                 )
+        except GexbotError as problem:
+            if failing is None:
+                raise
+            if str(problem) != str(failing):
+                self._log.warning("%s: pending minutes not written on exit: %s", self.path, problem)
         except Exception:
-            if not failing:
+            if failing is None:
                 raise
             self._log.exception("%s: could not write the pending minutes on exit", self.path)
         finally:
-            self._disconnect()
             self._lock.release()
 
     @property
@@ -233,8 +260,8 @@ class Store:
     def flush(self) -> bool:
         """Write every pending minute and meta value now.
 
-        False when a reader holds the file: the minutes are then in the journal, safe from a
-        kill, and go out with the next write.
+        False when another process holds the file: the minutes are then in the journal, safe
+        from a kill, and go out with the next write.
         """
         self._require_open()
         return self._flush()
@@ -243,18 +270,36 @@ class Store:
         if not self._pending and not self._pending_meta:
             return True
         try:
-            with self._session(refuse=False) as con:
-                self._write_pending(con)
-        except _Held:
-            self._journal.append(self._pending[self._journaled :])
+            self._storing(self._write_pending)
+        except FileHeld:
+            unjournaled = self._pending[self._journaled :]
+            self._storing(lambda: self._journal.append(unjournaled))
             self._journaled = len(self._pending)
-            n = len(self._pending)
-            self._log.warning("%s: database held by a reader; %d minute(s) pending", self.path, n)
+            self._log.warning(
+                "%s: database held by another process (a reader or the other variant's"
+                " daemon); %d minute(s) pending",
+                self.path,
+                len(self._pending),
+            )
             return False
         if self._journaled:
-            self._journal.clear()
+            self._storing(self._journal.clear)
             self._journaled = 0
         return True
+
+    def _storing(self, action: Callable[[], T]) -> T:
+        """Run a write; a full disk or a read-only folder becomes one line (StorageError)."""
+        try:
+            return action()
+        except (duckdb.Error, OSError) as problem:
+            resume = ""
+            if self._stored_minute is not None:
+                resume = f": it resumes after {self._stored_minute:%Y-%m-%d %H:%M}, the last" \
+                    " minute written"
+            failure = write_failure(self.path, problem, resume)
+            if failure is None:
+                raise
+            raise failure from None
 
     def restore(self) -> State | None:
         """The state this variant last committed (written or journaled), None for a fresh file."""
@@ -288,48 +333,9 @@ class Store:
         self._pending_meta[key] = value
         return self._flush()
 
-    def trades_frame(self, variant: str | None = None) -> pd.DataFrame:
-        """Written trades, oldest first, times in New York; all variants when `variant` is None."""
-        return self._frame("trades", TRADE_COLUMNS, "timestamp", variant, None)
-
-    def decisions_frame(
-        self, variant: str | None = None, since: datetime | None = None
-    ) -> pd.DataFrame:
-        """Written decisions, oldest first, from `since` on when given; times in New York."""
-        return self._frame("decisions", DECISION_COLUMNS, "at", variant, since)
-
-    def _frame(
-        self,
-        table: str,
-        columns: Columns,
-        order: str,
-        variant: str | None,
-        since: datetime | None,
-    ) -> pd.DataFrame:
-        self._require_open()
-        where: list[str] = ["TRUE"]
-        params: list[object] = []
-        if variant is not None:
-            where.append("variant = ?")
-            params.append(variant)
-        if since is not None:
-            where.append(f'"{order}" >= ?')
-            params.append(since)
-        sql = (
-            f"SELECT {names(columns)} FROM {table} WHERE {' AND '.join(where)}"  # noqa: S608
-            f' ORDER BY "{order}"'
-        )
-        with self._session(refuse=True) as con:
-            rows = con.execute(sql, params).fetchall()
-        frame = pd.DataFrame.from_records(rows, columns=[name for name, _ in columns])
-        for name, kind in columns:
-            if kind == "TIMESTAMPTZ":
-                frame[name] = pd.to_datetime(frame[name], utc=True).dt.tz_convert(EASTERN)
-        return frame
-
-    def _write_pending(self, con: duckdb.DuckDBPyConnection) -> None:
+    def _write_pending(self) -> None:
         """All pending minutes (in order) and meta values in one transaction."""
-        with transaction(con):
+        with self._session(refuse=False) as con, transaction(con):
             if self._pending:
                 write_decisions(con, [row for item in self._pending for row in item.decisions])
                 write_trades(con, [row for item in self._pending for row in item.trades])
@@ -345,67 +351,50 @@ class Store:
         self._pending.clear()
         self._pending_meta.clear()
 
-    def _read_saved(self, con: duckdb.DuckDBPyConnection) -> None:
-        row = con.execute(
-            'SELECT "at", state FROM state WHERE variant = ?', [self.variant]
-        ).fetchone()
-        if row is not None:
-            self._stored_minute = row[0].astimezone(EASTERN)
-            self._stored_state = row[1]
-        meta = con.execute("SELECT key, value FROM meta WHERE variant = ?", [self.variant])
-        self._meta = dict(meta.fetchall())
+    def _read_saved(self) -> str:
+        """Create what is missing, read this variant's state and meta; the database's id."""
+        with self._session(refuse=True) as con:
+            identity = ensure_schema(con, self.path, self._made_for)
+            row = con.execute(
+                'SELECT "at", state FROM state WHERE variant = ?', [self.variant]
+            ).fetchone()
+            if row is not None:
+                self._stored_minute = row[0].astimezone(EASTERN)
+                self._stored_state = row[1]
+            meta = con.execute("SELECT key, value FROM meta WHERE variant = ?", [self.variant])
+            self._meta = dict(meta.fetchall())
+        return identity
 
     @contextlib.contextmanager
-    def _session(self, *, refuse: bool) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The held connection, or one opened for this use and closed after it."""
-        if self._con is not None:
-            yield self._con
-            return
-        con = self._connect_or_refuse() if refuse else self._connect()
+    def _session(
+        self, *, refuse: bool, read_only: bool = False
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for this use only, closed after it: the file is free in between."""
+        con = self._connect_or_refuse(read_only) if refuse else self._connect(read_only)
         try:
             yield con
         finally:
             con.close()
 
-    def _connect_or_refuse(self) -> duckdb.DuckDBPyConnection:
+    def _connect_or_refuse(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         """Connect, or say in one line that another process keeps the file."""
         try:
-            return self._connect()
-        except _Held:
+            return self._connect(read_only)
+        except FileHeld:
             raise ConfigError(
                 f"{self.path} is held open by another process (a reader such as duckdb or a"
                 " notebook); close it and try again"
             ) from None
 
-    def _connect(self) -> duckdb.DuckDBPyConnection:
-        """Open the file, retrying while a reader holds it; _Held when it still does."""
+    def _connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """Open the file, retrying while another process holds it; FileHeld when it still does."""
         for attempt in range(self._open_retries + 1):
             if attempt:
                 self._retry_wait(RETRY_DELAY_S)
-            try:
-                con = duckdb.connect(str(self.path))
-            except duckdb.Error as problem:
-                if _is_lock_conflict(problem):
-                    continue
-                raise ConfigError(f"{self.path}: {_first_line(problem)}") from None
-            con.execute("SET TimeZone = 'UTC'")
-            return con
-        raise _Held
-
-    def _disconnect(self) -> None:
-        if self._con is not None:
-            con, self._con = self._con, None
-            con.close()
+            with contextlib.suppress(FileHeld):
+                return connect(self.path, read_only=read_only)
+        raise FileHeld
 
     def _require_open(self) -> None:
         if not self._opened:
             raise RuntimeError("Store used before open() or after close()")
-
-
-def _is_lock_conflict(problem: duckdb.Error) -> bool:
-    return isinstance(problem, duckdb.IOException) and "lock" in str(problem).lower()
-
-
-def _first_line(problem: BaseException) -> str:
-    lines = str(problem).strip().splitlines()
-    return lines[0] if lines else type(problem).__name__

@@ -16,18 +16,20 @@ from pathlib import Path
 import pytest
 from test_store import READER, closed, decided, minute, query, state, wait_minute
 
-from gexbot.core.types import Action
-from gexbot.shell.journal import Journal, PendingMinute, journal_path
+from gexbot.core.types import Action, Closed
+from gexbot.shell.journal import Journal, PendingMinute, journal_path, rejected_path
 from gexbot.shell.schema import decision_row, trade_row
+from gexbot.shell.state_codec import state_to_json
 from gexbot.shell.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 JOURNALING_VICTIM = """
 import sys
 from pathlib import Path
+from gexbot.shell.state_codec import state_to_json
 from gexbot.shell.store import Store
 from test_store import closed, decided, minute, state
-with Store(Path(sys.argv[1]), "es", hold_open=False, retry_wait=lambda s: None) as store:
+with Store(Path(sys.argv[1]), "es", retry_wait=lambda s: None) as store:
     store.commit(minute(0), [decided(0)], state(0))
     print(0, flush=True)
     sys.stdin.readline()
@@ -55,10 +57,9 @@ def _release(reader: subprocess.Popen[str]) -> None:
     assert reader.wait(timeout=60) == 0
 
 
-def test_daemon_killed_while_a_reader_holds_the_file_loses_nothing(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    db = tmp_path / "quant.db"
+def kill_es_while_a_reader_holds_the_file(db: Path) -> None:
+    """An ES store writes minute 0, then journals minutes 1-5 (a reader holds the file) and is
+    killed: minute 0 is in the file, 1-5 only in `<db>.es.pending`."""
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{Path(__file__).parent}"}
     with subprocess.Popen(  # noqa: S603 (our own interpreter and script)
         [sys.executable, "-c", JOURNALING_VICTIM, str(db)],
@@ -75,18 +76,23 @@ def test_daemon_killed_while_a_reader_holds_the_file_loses_nothing(
         victim.send_signal(signal.SIGKILL)
     _release(reader)
     assert query(db, 'SELECT "at" FROM decisions') == [(minute(0),)]
-    assert len(journal_path(db).read_text().splitlines()) == 5
+    assert len(journal_path(db, "es").read_text().splitlines()) == 5
 
-    with caplog.at_level(logging.WARNING, logger="gexbot.store"), Store(
-        db, "es", hold_open=False
-    ) as store:
+
+def test_daemon_killed_while_a_reader_holds_the_file_loses_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "quant.db"
+    kill_es_while_a_reader_holds_the_file(db)
+
+    with caplog.at_level(logging.WARNING, logger="gexbot.store"), Store(db, "es") as store:
         restored = store.restore()
         assert restored is not None
         assert restored.last_minute == minute(5)
         assert restored.balance == 100_005.0
         assert store.pending_minutes == ()
-    assert f"{db}: 5 minute(s) recovered from quant.db.pending" in caplog.messages
-    assert not journal_path(db).exists()
+    assert f"{db}: 5 minute(s) recovered from quant.db.es.pending" in caplog.messages
+    assert not journal_path(db, "es").exists()
     assert query(db, 'SELECT "at" FROM decisions ORDER BY "at"') == [
         (minute(n),) for n in range(6)
     ]
@@ -94,34 +100,48 @@ def test_daemon_killed_while_a_reader_holds_the_file_loses_nothing(
     assert query(db, 'SELECT "at" FROM state') == [(minute(5),)]
 
 
+def database_id(db: Path) -> str:
+    """The id the database keeps for itself (journal lines must name it)."""
+    ((identity,),) = query(db, "SELECT value FROM meta WHERE variant = '' AND key = 'database_id'")
+    return str(identity)
+
+
+def journal_of(db: Path, variant: str = "es", identity: str | None = None) -> Journal:
+    """The journal a store of `variant` on `db` keeps (the database must exist)."""
+    return Journal(db, variant, identity or database_id(db), logging.getLogger("test.journal"))
+
+
+def pending(n: int, *extra: Closed, variant: str = "es") -> PendingMinute:
+    """Minute `n` as the store journals it."""
+    return PendingMinute(
+        minute(n), (decision_row(decided(n, variant=variant)),),
+        tuple(trade_row(event.trade) for event in extra), state_to_json(state(n)),
+    )
+
+
 def test_journal_already_written_to_the_file_is_not_written_again(tmp_path: Path) -> None:
     db = tmp_path / "quant.db"
-    with Store(db, "es", hold_open=False) as store:
+    with Store(db, "es") as store:
         for n in range(3):
             wait_minute(store, n, *([closed(n)] if n == 1 else []))
     # A kill between the database write and the journal's removal leaves both behind.
-    Journal(db, logging.getLogger("test")).append(
-        [
-            PendingMinute(minute(n), (decision_row(decided(n)),), (trade_row(closed(n).trade),),
-                          "{}")
-            for n in (1, 2)
-        ]
-    )
-    with Store(db, "es", hold_open=False) as store:
+    journal_of(db).append([pending(1, closed(1)), pending(2)])
+    with Store(db, "es") as store:
         restored = store.restore()
         assert restored is not None
         assert restored.last_minute == minute(2)
-    assert not journal_path(db).exists()
+    assert not journal_path(db, "es").exists()
     assert query(db, "SELECT count(*) FROM decisions") == [(3,)]
     assert query(db, "SELECT count(*) FROM trades") == [(1,)]
 
 
-def test_a_line_cut_short_by_a_kill_is_dropped_with_a_warning(
+def test_a_line_cut_short_by_a_kill_is_set_aside_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     db = tmp_path / "quant.db"
-    journal = Journal(db, logging.getLogger("test.journal"))
-    journal.append([PendingMinute(minute(0), (decision_row(decided(0)),), (), "{}")])
+    Store(db, "es").open().close()
+    journal = journal_of(db)
+    journal.append([pending(0)])
     whole = journal.path.read_text()
     journal.path.write_text(whole + whole[: len(whole) // 2])
     with caplog.at_level(logging.WARNING, logger="test.journal"):
@@ -129,25 +149,30 @@ def test_a_line_cut_short_by_a_kill_is_dropped_with_a_warning(
     assert [item.minute for item in items] == [minute(0)]
     assert items[0].decisions == (decision_row(decided(0)),)
     assert caplog.messages == [
-        f"{journal.path}: line 2 unreadable (cut short by a kill?); kept the 1 minute(s) before it"
+        f"{journal.path}: 1 line(s) set aside in quant.db.es.pending-rejected (first, line 2:"
+        " not JSON (cut short by a kill?)); kept 1 minute(s)"
     ]
+    assert rejected_path(db, "es").read_text() == whole[: len(whole) // 2] + "\n"
 
 
 def test_journal_lines_keep_every_value_of_the_rows(tmp_path: Path) -> None:
-    journal = Journal(tmp_path / "quant.db", logging.getLogger("test"))
-    item = PendingMinute(
-        minute(4), (decision_row(decided(4)),), (trade_row(closed(4).trade),), "state text"
-    )
+    db = tmp_path / "quant.db"
+    Store(db, "es").open().close()
+    journal = journal_of(db)
+    item = pending(4, closed(4))
     journal.append([item])
     (loaded,) = journal.load()
     assert loaded == item
-    assert json.loads(journal.path.read_text())["format"] == "gexbot-pending"
+    line = json.loads(journal.path.read_text())
+    assert (line["format"], line["variant"], line["database"]) == (
+        "gexbot-pending", "es", database_id(db)
+    )
 
 
 def test_batches_wait_in_memory_and_go_out_together(tmp_path: Path) -> None:
     db = tmp_path / "quant.db"
     durable = []
-    with Store(db, "es", hold_open=True, batch_minutes=4) as store:
+    with Store(db, "es", batch_minutes=4) as store:
         for n in range(12):
             durable.append(wait_minute(store, n, *([closed(n)] if n == 5 else [])))
             if n == 4:
@@ -168,12 +193,11 @@ def test_batches_wait_in_memory_and_go_out_together(tmp_path: Path) -> None:
 
 def test_a_batch_lost_to_a_kill_leaves_the_last_written_state(tmp_path: Path) -> None:
     db = tmp_path / "quant.db"
-    store = Store(db, "es", hold_open=True, batch_minutes=8).open()
+    store = Store(db, "es", batch_minutes=8).open()
     for n in range(5):
         store.commit(minute(n), [decided(n)], state(n))
-    store._disconnect()  # what a kill leaves: minutes 3 and 4 never reached the file
-    store._lock.release()
-    with Store(db, "es", hold_open=True) as reopened:
+    store._lock.release()  # what a kill leaves: minutes 3 and 4 never reached the file
+    with Store(db, "es") as reopened:
         restored = reopened.restore()
         assert restored is not None
         assert restored.last_minute == minute(2)
@@ -181,7 +205,7 @@ def test_a_batch_lost_to_a_kill_leaves_the_last_written_state(tmp_path: Path) ->
 
 def test_batch_size_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="batch_minutes must be at least 1"):
-        Store(tmp_path / "x.db", "es", hold_open=True, batch_minutes=0)
+        Store(tmp_path / "x.db", "es", batch_minutes=0)
 
 
 def test_free_text_is_redacted_before_it_is_written(tmp_path: Path) -> None:
@@ -190,10 +214,12 @@ def test_free_text_is_redacted_before_it_is_written(tmp_path: Path) -> None:
     def redact(text: str) -> str:
         return text.replace("tok-123", "***")
 
-    with Store(db, "es", hold_open=False, redact=redact) as store:
+    with Store(db, "es", redact=redact) as store:
         store.commit(minute(0), [decided(0, action=Action.SKIP, features=None, blocked_by=(),
                                          reason="http_400: quotes: bad token tok-123")], state(0))
         store.set_meta("auth_refused", '{"message": "refused tok-123"}')
     assert query(db, "SELECT reason FROM decisions") == [("http_400: quotes: bad token ***",)]
-    assert query(db, "SELECT value FROM meta") == [('{"message": "refused ***"}',)]
+    assert query(db, "SELECT value FROM meta WHERE variant = 'es'") == [
+        ('{"message": "refused ***"}',)
+    ]
     assert b"tok-123" not in db.read_bytes()

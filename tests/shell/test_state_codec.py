@@ -147,6 +147,10 @@ def _edited(edit: dict[str, object]) -> str:
         (_edited({"last_minute": "2026-11-17T10:31:00"}), "no UTC offset"),
         (_edited({"last_minute": "2026-11-17T10:31:00-05:00[Mars/Base]"}), "unknown time zone"),
         (_edited({"session_date": "17/11/2026"}), "not an ISO date"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        (_edited({"prices": [[[[1.0]]]]}), "prices is not a list of numbers"),
+        (_edited({"position": [1, 2]}), "position"),
+        (_edited({"position.size_usd": {"a": 1}}), "size_usd"),
     ],
 )
 def test_unreadable_text_says_why(text: str, message: str) -> None:

@@ -39,8 +39,8 @@ from gexbot.core.types import (
     frozen_array,
 )
 from gexbot.errors import ConfigError
+from gexbot.shell import reader
 from gexbot.shell.journal import journal_path
-from gexbot.shell.lock import InstanceLock
 from gexbot.shell.store import RETRY_DELAY_S, Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ from pathlib import Path
 from gexbot.errors import ConfigError
 from gexbot.shell.store import Store
 try:
-    Store(Path(sys.argv[1]), "es", hold_open=False).open().close()
+    Store(Path(sys.argv[1]), "es").open().close()
 except ConfigError as problem:
     print(problem)
 else:
@@ -73,7 +73,7 @@ import sys
 from pathlib import Path
 from gexbot.shell.store import Store
 from test_store import MINUTES, ONE, T0, closed, decided, minute, state
-with Store(Path(sys.argv[1]), "es", hold_open=sys.argv[2] == "hold") as store:
+with Store(Path(sys.argv[1]), "es", batch_minutes=8 if sys.argv[2] == "batch" else 1) as store:
     saved = store.restore()
     start = 0 if saved is None else (saved.last_minute - T0) // ONE + 1
     for n in range(start, MINUTES):
@@ -138,7 +138,7 @@ def waits() -> list[float]:
 
 @pytest.fixture
 def store(db: Path, waits: list[float]) -> Iterator[Store]:
-    with Store(db, "es", hold_open=False, retry_wait=waits.append) as opened:
+    with Store(db, "es", retry_wait=waits.append) as opened:
         yield opened
 
 
@@ -199,15 +199,15 @@ def test_closed_event_becomes_one_trade_row(store: Store, db: Path) -> None:
     assert query(db, "SELECT reason, blocked_by FROM decisions") == [("TARGET", "position")]
 
 
-def test_frames_read_back_new_york_times(store: Store) -> None:
+def test_frames_read_back_new_york_times(store: Store, db: Path) -> None:
     wait_minute(store, 0, closed(0))
-    trades, decisions = store.trades_frame("es"), store.decisions_frame()
+    trades, decisions = reader.trades_frame(db, "es"), reader.decisions_frame(db)
     assert str(trades["timestamp"].dt.tz) == "America/New_York"
     assert trades["timestamp"].tolist() == [minute(0)]
     assert trades["entry_time"].tolist() == [minute(-7)]
     assert decisions["at"].tolist() == [minute(0)]
-    assert store.trades_frame("nq").empty
-    assert store.decisions_frame(since=minute(1)).empty
+    assert reader.trades_frame(db, "nq").empty
+    assert reader.decisions_frame(db, since=minute(1)).empty
 
 
 def test_state_is_restored_after_reopening(db: Path) -> None:
@@ -216,11 +216,11 @@ def test_state_is_restored_after_reopening(db: Path) -> None:
         entry_price=6812.75, size_usd=2345.5, target=6801.25, stop=6830.5,
         entry_regime=GexRegime.POSITIVE, session_date=date(2026, 11, 17),
     )
-    with Store(db, "es", hold_open=True) as first:
+    with Store(db, "es") as first:
         assert first.restore() is None
         assert first.last_committed() is None
         first.commit(minute(3), [decided(3)], state(3, 99_876.5, position))
-    with Store(db, "es", hold_open=False) as second:
+    with Store(db, "es") as second:
         back = second.restore()
         assert second.last_committed() == minute(3)
     assert back is not None
@@ -229,11 +229,11 @@ def test_state_is_restored_after_reopening(db: Path) -> None:
 
 
 def test_same_minute_twice_writes_once_and_state_never_goes_back(db: Path) -> None:
-    with Store(db, "es", hold_open=False) as store:
+    with Store(db, "es") as store:
         assert store.commit(minute(5), [decided(5), closed(5)], state(5, 100_006.958))
         assert store.commit(minute(5), [decided(5), closed(5)], state(5, 1.0))
         assert store.commit(minute(4), [decided(4)], state(4, 2.0))
-    with Store(db, "es", hold_open=True) as rerun:
+    with Store(db, "es") as rerun:
         assert rerun.commit(minute(5), [decided(5), closed(5)], state(5, 3.0))
         restored = rerun.restore()
     assert restored is not None
@@ -242,26 +242,24 @@ def test_same_minute_twice_writes_once_and_state_never_goes_back(db: Path) -> No
     assert query(db, "SELECT count(*) FROM trades") == [(1,)]
 
 
-@pytest.mark.parametrize("hold_open", [False, True])
 def test_failure_inside_the_transaction_leaves_nothing_of_the_minute(
-    db: Path, hold_open: bool, monkeypatch: pytest.MonkeyPatch
+    db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(con: duckdb.DuckDBPyConnection, rows: object) -> None:
         raise RuntimeError("disk on fire")
 
-    with Store(db, "es", hold_open=hold_open) as store:
+    with Store(db, "es") as store:
         wait_minute(store, 0)
         monkeypatch.setattr(store_module, "write_trades", broken)
         with pytest.raises(RuntimeError, match="disk on fire"):
             store.commit(minute(1), [decided(1), closed(1)], state(1, 100_006.958))
-        assert store.decisions_frame()["at"].tolist() == [minute(0)]
-        assert store.trades_frame().empty
+        assert reader.decisions_frame(db)["at"].tolist() == [minute(0)]
+        assert reader.trades_frame(db).empty
         assert store.last_committed() == minute(0)
         restored = store.restore()
         assert restored is not None
         assert restored.last_minute == minute(0)
-        if not hold_open:
-            assert query(db, 'SELECT "at" FROM state') == [(minute(0),)]
+        assert query(db, 'SELECT "at" FROM state') == [(minute(0),)]
         monkeypatch.undo()
     assert query(db, 'SELECT "at" FROM decisions ORDER BY "at"') == [(minute(0),), (minute(1),)]
     assert query(db, 'SELECT "at" FROM state') == [(minute(1),)]
@@ -282,11 +280,13 @@ def test_reader_holding_the_file_leaves_minutes_pending_then_all_are_written(
                 assert wait_minute(store, 1)
                 assert wait_minute(store, 2, closed(2))
             assert store.pending_minutes == (minute(1), minute(2))
-            assert len(journal_path(db).read_text().splitlines()) == 2
+            assert len(journal_path(db, "es").read_text().splitlines()) == 2
             assert waits == [RETRY_DELAY_S] * 6
             assert [record.getMessage() for record in caplog.records] == [
-                f"{db}: database held by a reader; 1 minute(s) pending",
-                f"{db}: database held by a reader; 2 minute(s) pending",
+                f"{db}: database held by another process (a reader or the other variant's"
+                " daemon); 1 minute(s) pending",
+                f"{db}: database held by another process (a reader or the other variant's"
+                " daemon); 2 minute(s) pending",
             ]
             assert not store.flush()
         finally:
@@ -295,7 +295,7 @@ def test_reader_holding_the_file_leaves_minutes_pending_then_all_are_written(
             assert reader.wait(timeout=60) == 0
     assert wait_minute(store, 3)
     assert store.pending_minutes == ()
-    assert not journal_path(db).exists()
+    assert not journal_path(db, "es").exists()
     assert store.last_committed() == minute(3)
     store.close()
     assert query(db, 'SELECT "at" FROM decisions ORDER BY "at"') == [
@@ -305,7 +305,7 @@ def test_reader_holding_the_file_leaves_minutes_pending_then_all_are_written(
     assert query(db, 'SELECT "at" FROM state') == [(minute(3),)]
 
 
-@pytest.mark.parametrize("mode", ["hold", "per-commit"])
+@pytest.mark.parametrize("mode", ["batch", "per-commit"])
 def test_sigkill_at_any_moment_then_restart_loses_and_doubles_nothing(db: Path, mode: str) -> None:
     command = [sys.executable, "-c", CRASHER, str(db), mode]
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{Path(__file__).parent}"}
@@ -316,7 +316,7 @@ def test_sigkill_at_any_moment_then_restart_loses_and_doubles_nothing(db: Path, 
     assert seen[-1].strip() == "19"
     ((at, text),) = query(db, 'SELECT "at", state FROM state')
     last = (at - T0) // ONE
-    assert last >= 19
+    assert last >= (19 if mode == "per-commit" else 19 - 7)  # a batch holds up to 8 minutes
     assert query(db, 'SELECT "at" FROM decisions ORDER BY "at"') == [
         (minute(n),) for n in range(last + 1)
     ]
@@ -332,15 +332,17 @@ def test_sigkill_at_any_moment_then_restart_loses_and_doubles_nothing(db: Path, 
     assert query(db, 'SELECT "at" FROM state') == [(minute(MINUTES - 1),)]
 
 
-def test_file_held_open_keeps_readers_out(db: Path) -> None:
-    with Store(db, "es", hold_open=True) as store:
-        wait_minute(store, 0)
-        reader = subprocess.run(  # noqa: S603 (our own interpreter and script)
+def test_batched_writes_leave_the_file_free_in_between(db: Path) -> None:
+    with Store(db, "es", batch_minutes=4) as store:
+        for n in range(4):
+            wait_minute(store, n)
+        assert store.pending_minutes == (minute(3),)
+        done = subprocess.run(  # noqa: S603 (our own interpreter and script)
             [sys.executable, "-c", READER, str(db)],
-            input="", capture_output=True, text=True, timeout=60, check=False,
+            input="", capture_output=True, text=True, timeout=60, check=True,
         )
-    assert reader.returncode != 0
-    assert "Could not set lock" in reader.stderr
+    assert done.stdout.strip() == "3"
+    assert query(db, "SELECT count(*) FROM decisions") == [(4,)]
 
 
 def test_second_daemon_on_the_same_file_is_refused(store: Store, db: Path) -> None:
@@ -352,30 +354,30 @@ def test_second_daemon_on_the_same_file_is_refused(store: Store, db: Path) -> No
         return done.stdout.strip()
 
     assert second() == (
-        f"{db} is in use by another gexbot (pid {os.getpid()}); stop it or pass another --db"
+        f"{db} is in use by another gexbot ES daemon (pid {os.getpid()});"
+        " stop it or pass another --db"
     )
     store.close()
     assert second() == "opened"
 
 
 def test_meta_is_kept_per_variant_and_survives_reopening(db: Path) -> None:
-    with Store(db, "es", hold_open=False) as store:
+    with Store(db, "es") as store:
         assert store.get_meta("auth_failed") is None
         assert store.set_meta("auth_failed", "2026-11-17")
         assert store.set_meta("auth_failed", "2026-11-18")
-    with Store(db, "nq", hold_open=True) as other:
+    with Store(db, "nq") as other:
         assert other.get_meta("auth_failed") is None
-    with Store(db, "es", hold_open=True) as store:
+    with Store(db, "es") as store:
         assert store.get_meta("auth_failed") == "2026-11-18"
 
 
-def test_not_a_database_is_one_line_and_frees_the_lock(db: Path) -> None:
+def test_not_a_database_is_one_line_and_creates_nothing(db: Path) -> None:
     db.write_text("timestamp,symbol\n")
-    with pytest.raises(ConfigError, match="not a valid DuckDB database") as caught:
-        Store(db, "es", hold_open=False).open()
+    with pytest.raises(ConfigError, match="is not a DuckDB database") as caught:
+        Store(db, "es").open()
     assert "\n" not in str(caught.value)
-    with InstanceLock(db) as lock:
-        assert lock.held
+    assert sorted(path.name for path in db.parent.iterdir()) == [db.name]
 
 
 def test_seed_trades_table_is_extended_and_kept(db: Path) -> None:
@@ -386,7 +388,7 @@ def test_seed_trades_table_is_extended_and_kept(db: Path) -> None:
         )
         con.execute("INSERT INTO trades VALUES (?, '$SPX', 'SHORT', 6000, 1000, 'POSITIVE', 5)",
                     [minute(-60)])
-    with Store(db, "es", hold_open=False) as store:
+    with Store(db, "es") as store:
         wait_minute(store, 0, closed(0))
     rows = query(db, 'SELECT "timestamp", pnl, variant FROM trades ORDER BY "timestamp"')
     assert rows == [(minute(-60), 5.0, None), (minute(0), 6.958, "es")]
@@ -396,15 +398,15 @@ def test_foreign_table_is_refused(db: Path) -> None:
     with duckdb.connect(str(db)) as con:
         con.execute("CREATE TABLE decisions (id INTEGER, note VARCHAR)")
     with pytest.raises(ConfigError, match="table decisions has columns id, note"):
-        Store(db, "es", hold_open=False).open()
+        Store(db, "es").open()
 
 
 def test_unreadable_saved_state_says_what_to_do(db: Path) -> None:
-    with Store(db, "es", hold_open=False) as store:
+    with Store(db, "es") as store:
         wait_minute(store, 0)
     with duckdb.connect(str(db)) as con:
         con.execute("""UPDATE state SET state = '{"format": "gexbot-state", "version": 99}'""")
-    with Store(db, "es", hold_open=False) as store, pytest.raises(
+    with Store(db, "es") as store, pytest.raises(
         ConfigError, match=r"saved state unreadable \(version 99.*move the database aside"
     ):
         store.restore()
