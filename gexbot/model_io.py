@@ -2,7 +2,9 @@
 
 A model file is data: reading one parses JSON and validates numbers, nothing else. Writing is
 atomic (a temporary file in the same directory, then `os.replace`), so a daemon starting while
-the trainer writes sees either the old model or the new one, never half a file.
+the trainer writes sees either the old model or the new one, never half a file. Only a model
+file is ever replaced: a destination holding anything else (a user's file, a symbolic link) is
+refused before any work is done.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from gexbot.core.hmm import HmmModel, model_from_dict, model_to_dict
+from gexbot.core.hmm import FORMAT, HmmModel, model_from_dict, model_to_dict
 from gexbot.documents import DocumentError, NotAFileError, load_json, read_text
 from gexbot.errors import ConfigError, ModelError
+from gexbot.shell.dbfile import write_failure
 
 _VARIANT_NAME = re.compile(r"hmm_([A-Za-z0-9]+)\.json")
 _PICKLE_COVARIANCE_TYPES = ("diag", "full", "spherical")
@@ -69,31 +72,55 @@ def read_model(path: Path, variant: str | None = None) -> HmmModel:
     return model
 
 
+def check_destination(path: Path) -> None:
+    """Refuse, in one line, a destination that is not free or a model file to replace."""
+    if path.is_symlink():
+        raise ModelError(f"{path} is a symbolic link; name the file it points to with --out")
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder; name the model file to write (e.g. hmm_es.json)")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(1 << 20)
+    except FileNotFoundError:
+        return
+    except OSError as problem:
+        raise ModelError(f"{path}: cannot read what is there ({problem.strerror})") from None
+    try:
+        document = json.loads(head)
+    except (ValueError, RecursionError):
+        document = None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ModelError(
+            f"{path} exists and is not an HMM model file; gexbot replaces only model files:"
+            " move it away or choose another --out"
+        )
+
+
 def write_model(path: Path, model: HmmModel) -> None:
     """Write `model` to `path` as pretty JSON, atomically, creating the parent directory."""
     text = json.dumps(model_to_dict(model), indent=2, allow_nan=False) + "\n"
-    if path.is_dir():
-        raise ModelError(f"{path}: is a folder; name the model file to write (e.g. hmm_es.json)")
     if path.parent.exists() and not path.parent.is_dir():
         raise ModelError(f"{path}: cannot write the model file ({path.parent} is not a folder)")
+    check_destination(path)
+    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as problem:
-        raise ModelError(f"{path}: cannot write the model file ({problem.strerror})") from None
-    tmp = Path(tmp_name)
-    try:
+        tmp = Path(tmp_name)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as problem:
-        tmp.unlink(missing_ok=True)
-        raise ModelError(f"{path}: cannot write the model file ({problem.strerror})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    except BaseException as problem:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        failure = write_failure(path, problem, elsewhere="--out")
+        if failure is None and isinstance(problem, OSError):
+            failure = ModelError(f"{path}: cannot write the model file ({problem.strerror})")
+        if failure is None:
+            raise
+        raise failure from None
 
 
 def import_pickle(path: Path, trust: bool) -> HmmModel:

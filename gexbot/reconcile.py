@@ -278,8 +278,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         )
     tally = Tally()
     with tempfile.TemporaryDirectory(prefix="gexbot-reconcile-") as scratch:
-        folder = args.keep if args.keep is not None else Path(scratch)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = _kept_folder(args.keep) if args.keep is not None else Path(scratch)
         runs = blocks(sessions, calendar, lambda s: _recorded_model(replay, s))
         for number, run_of in enumerate(runs, start=1):
             found = _reconcile_run(args, env, replay, preset,
@@ -313,8 +312,6 @@ def _reconcile_run(
 ) -> Difference | None:
     """Replay one run of sessions into `stem`.db and compare it with the live rows."""
     database = stem.with_suffix(".db")
-    for stale in stem.parent.glob(f"{database.name}*"):
-        stale.unlink()
     model = _model_file(args, replay, preset, run_of[0], stem)
     _seed(database, preset, model, decisions, run_of[0])
     files = [path for session in run_of for path in replay.files(session.date)]
@@ -327,6 +324,20 @@ def _reconcile_run(
         compare_trades(trades, our_trades, run_of, tally),
     ]
     return min((d for d in found if d is not None), key=lambda d: d.minute, default=None)
+
+
+def _kept_folder(keep: Path) -> Path:
+    """A new folder inside `keep` for this run's replay databases: nothing already in `keep`
+    (an earlier run's files, a user's) is ever overwritten or removed."""
+    try:
+        keep.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"reconcile-{datetime.now(EASTERN):%Y%m%d-%H%M%S}-",
+                                       dir=keep))
+    except OSError as problem:
+        raise ConfigError(f"--keep {keep}: cannot make a folder there ({problem.strerror})"
+                          ) from None
+    log.info("keeping the replay databases in %s", folder)
+    return folder
 
 
 def _recorded_model(replay: ReplayTransport, session: SessionTimes) -> object:

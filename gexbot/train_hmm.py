@@ -27,7 +27,7 @@ from gexbot.errors import EXIT_CONFIG, EXIT_OK, ConfigError, DataError, ModelErr
 from gexbot.market.feed import history_params
 from gexbot.market.parse import parse_history
 from gexbot.market.sim import check_simulated
-from gexbot.model_io import import_pickle, write_model
+from gexbot.model_io import check_destination, import_pickle, write_model
 from gexbot.settings import Preset, load_variant, resolve_path
 from gexbot.shell.logs import setup_logging
 from gexbot.shell.signals import interrupt_on_stop_signals
@@ -122,6 +122,7 @@ def run(
     _check_args(args)
     preset = load_variant(args.variant, args.preset)
     out = args.out if args.out is not None else resolve_path(preset.model_path)
+    check_destination(out)
     if args.import_pickle is not None:
         model = import_pickle(args.import_pickle, trust=args.trust_pickle)
         write_model(out, model)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 from pathlib import Path
 
 import duckdb
@@ -31,6 +32,7 @@ CONFIG: dict[str, str | bool | int | float | list[str]] = {
 _MAGIC = b"DUCK"
 _MAGIC_AT = 8
 _SQLITE = b"SQLite format 3\x00"
+_SERVICE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _LOCK_CONFLICT = "could not set lock on file"
 _NO_SPACE = ("no space left on device", "disk quota exceeded")
 _NOT_WRITABLE = ("read-only file system", "permission denied", "operation not permitted")
@@ -42,16 +44,28 @@ class FileHeld(Exception):
     """Another process (a reader, the other variant's daemon) holds the database file now."""
 
 
-def check_database_path(path: Path) -> None:
-    """Refuse, touching nothing, a path that is not (or cannot become) a DuckDB file of ours."""
+def check_database_name(path: Path) -> None:
+    """Refuse a name that DuckDB would not read as a local file, or that names no file."""
     text = str(path)
     if text.startswith(":memory:"):
         raise ConfigError(
             f"--db {text} is DuckDB's in-memory database, which keeps nothing once the run"
             " ends; name a file"
         )
-    if path.name in ("", ".."):
-        raise ConfigError(f"--db {text!r} names no file; name a DuckDB file such as trades.db")
+    service = _SERVICE.match(text)
+    if service is not None and not path.exists():
+        raise ConfigError(
+            f"--db {text} is not a local file: DuckDB reads '{service.group(0)}' as a network"
+            " service or an extension; gexbot writes a local DuckDB file (give an absolute path"
+            " for a file of that name)"
+        )
+    if path.name in ("", "..", "."):
+        raise ConfigError(f"--db names no file ({text!r}); name a DuckDB file such as trades.db")
+
+
+def check_database_path(path: Path) -> None:
+    """Refuse, touching nothing, a path that is not (or cannot become) a DuckDB file of ours."""
+    check_database_name(path)
     if path.is_dir():
         raise ConfigError(f"{path} is a folder; name a DuckDB file inside it")
     try:
@@ -122,11 +136,12 @@ def remove_replay_database(
 
 
 def write_failure(
-    path: Path, problem: BaseException, resume: str = ""
+    path: Path, problem: BaseException, resume: str = "", elsewhere: str = "--db"
 ) -> GexbotError | None:
     """The one-line error for a write that failed for want of space or permission, else None.
 
-    `resume` tells where a restart will pick up, for the full-disk message.
+    `resume` tells where a restart will pick up, for the full-disk message; `elsewhere` is the
+    option that names another place to write.
     """
     if isinstance(problem, OSError) and problem.errno is not None:
         space = problem.errno in _NO_SPACE_ERRNOS
@@ -146,7 +161,8 @@ def write_failure(
         )
     if denied:
         return StorageError(
-            f"{where}: cannot write ({why}); make the folder writable or pass another --db"
+            f"{where}: cannot write ({why}); make the folder writable or pass another"
+            f" {elsewhere}"
         )
     return None
 

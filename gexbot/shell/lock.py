@@ -78,7 +78,8 @@ class InstanceLock:
                 raise ConfigError(self._not_ours("is a symbolic link")) from None
             raise ConfigError(
                 f"{self.database}: cannot create the lock file {self.path.name}"
-                f" ({problem.strerror}); check that the folder exists and is writable"
+                f" ({problem.strerror}); check that the folder exists and is writable, or pass"
+                " another --db"
             ) from None
 
     def _check_own_file(self, fd: int) -> None:

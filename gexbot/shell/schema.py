@@ -202,12 +202,16 @@ def database_fact(con: duckdb.DuckDBPyConnection, key: str) -> str | None:
 
 
 def variants_in(con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Every variant with a decision or a state in the database."""
+    """Every variant with a row in the database (a seed trade without one counts as "")."""
     found: set[str] = set()
-    for table in ("decisions", "state"):
+    for table in TABLES:
         if _has_table(con, table):
-            rows = con.execute(f"SELECT DISTINCT variant FROM {table}").fetchall()  # noqa: S608
-            found.update(str(variant) for (variant,) in rows)
+            rows = con.execute(
+                f"SELECT DISTINCT variant FROM {table}"  # noqa: S608 (constants only)
+                + (" WHERE variant <> ?" if table == "meta" else ""),
+                [WHOLE_DATABASE] if table == "meta" else [],
+            ).fetchall()
+            found.update(str(variant or "") for (variant,) in rows)
     return found
 
 

@@ -41,6 +41,7 @@ from gexbot.core.types import Closed, Decided, Event, State
 from gexbot.errors import ConfigError, GexbotError
 from gexbot.shell.dbfile import (
     FileHeld,
+    check_database_name,
     check_database_path,
     connect,
     remove_replay_database,
@@ -107,6 +108,7 @@ class Store:
         if batch_minutes < 1:
             raise ValueError(f"batch_minutes must be at least 1, got {batch_minutes}")
         self.path = Path(path)
+        check_database_name(self.path)
         self.variant = variant
         self._log = logger if logger is not None else logging.getLogger("gexbot.store")
         self._open_retries = open_retries
@@ -294,8 +296,8 @@ class Store:
         except (duckdb.Error, OSError) as problem:
             resume = ""
             if self._stored_minute is not None:
-                resume = f": it resumes after {self._stored_minute:%Y-%m-%d %H:%M}, the last" \
-                    " minute written"
+                resume = (f": it resumes after {self._stored_minute:%Y-%m-%d %H:%M %Z}, the"
+                          " last minute written")
             failure = write_failure(self.path, problem, resume)
             if failure is None:
                 raise

@@ -5,6 +5,7 @@ The reader and the killed daemon are real subprocesses, so the file locks are Du
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -16,7 +17,9 @@ from pathlib import Path
 import pytest
 from test_store import READER, closed, decided, minute, query, state, wait_minute
 
+import gexbot.shell.journal as journal_module
 from gexbot.core.types import Action, Closed
+from gexbot.errors import StorageError
 from gexbot.shell.journal import Journal, PendingMinute, journal_path, rejected_path
 from gexbot.shell.schema import decision_row, trade_row
 from gexbot.shell.state_codec import state_to_json
@@ -223,3 +226,24 @@ def test_free_text_is_redacted_before_it_is_written(tmp_path: Path) -> None:
         ('{"message": "refused ***"}',)
     ]
     assert b"tok-123" not in db.read_bytes()
+
+
+def test_a_full_disk_while_journaling_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "quant.db"
+    with Store(db, "es", retry_wait=lambda _: None) as store:
+        assert store.commit(minute(0), [decided(0)], state(0))
+        reader = _reader(db)
+        try:
+            def full(_fd: int, _data: object) -> int:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+            monkeypatch.setattr(journal_module.os, "write", full)
+            with pytest.raises(StorageError) as caught:
+                store.commit(minute(1), [decided(1)], state(1))
+            monkeypatch.undo()
+        finally:
+            _release(reader)
+    assert str(caught.value).startswith(f"{db.with_name('quant.db.es.pending')}: no space left")
+    assert "\n" not in str(caught.value)
