@@ -14,7 +14,9 @@ variant only if it is a variant name (it names files) and a session only if it i
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import re
 import struct
 import zlib
@@ -130,6 +132,22 @@ def read_header(path: Path) -> dict[str, Any]:
     except ValueError as problem:
         raise ConfigError(f"{path}: not a gexbot recording (line 1: {problem})") from None
     return check_header(header, path)
+
+
+def hold(path: Path) -> int | None:
+    """Open `path` (created if missing, never through a symbolic link) and take the exclusive
+    lock its one writer keeps while it records; None while another process records it.
+
+    A writer closes what a killed one left open by cutting its last bytes: done to a file that
+    another recorder is still writing, that would cut that recorder's lines.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 class MemberWriter:

@@ -9,12 +9,15 @@ masked in a line before it is written, in every spelling (`gexbot.redaction`): a
 a quote or a backslash is JSON-escaped in the line.
 
 A recorder never stops the daemon: if its disk fails it says so once and trading goes on.
+While it writes a day's file it holds a lock on it, so that a second recorder of the same day
+(another daemon given the same folder) leaves the file alone instead of cutting its lines.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
@@ -84,6 +87,7 @@ class RecordingTransport:
         self._lock = threading.Lock()
         self._day: date | None = None
         self._writer: recfile.MemberWriter | None = None
+        self._held: int | None = None
         self._failed: set[date] = set()
         self.lines_written = 0
 
@@ -164,12 +168,18 @@ class RecordingTransport:
         """A writer appending to the day's file, after closing what a killed process left."""
         path = recfile.day_path(self.directory, self.variant, day)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not path.exists() or path.stat().st_size == 0
+        self._held = recfile.hold(path)
+        if self._held is None:
+            log.error("%s is being recorded by another process; not recording %s there", path, day)
+            self._failed.add(day)
+            return None
+        fresh = path.stat().st_size == 0
         orphans: list[bytes] = []
         if not fresh:
             decoded = recfile.read(path)
             if not self._same_recording(path, decoded.lines[:1], day):
                 self._failed.add(day)
+                self._let_go()
                 return None
             cut = recfile.close_open_member(path, decoded)
             if decoded.cut_at is not None:
@@ -204,12 +214,19 @@ class RecordingTransport:
 
     def _finish(self) -> None:
         writer, self._writer, self._day = self._writer, None, None
-        if writer is None:
-            return
         try:
-            writer.close()
+            if writer is not None:
+                writer.close()
         except OSError as problem:
             log.error("recording: could not finish a file: %s", problem.strerror)
+        finally:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        """Release the day's file for another recorder (after the member is finished)."""
+        held, self._held = self._held, None
+        if held is not None:
+            os.close(held)
 
     def _fail(self, day: date, problem: OSError) -> None:
         self._failed.add(day)
@@ -219,5 +236,6 @@ class RecordingTransport:
                 writer.close()
             except OSError:
                 log.debug("recording: closing after a failure failed too")
+        self._let_go()
         log.error("recording of %s stopped: %s; trading goes on without it", day,
                   problem.strerror or problem)

@@ -241,6 +241,41 @@ def test_a_foreign_file_is_left_alone(tmp_path: Path, caplog: pytest.LogCaptureF
     assert "not recording there" in caplog.text
 
 
+def test_a_second_recorder_of_the_day_leaves_the_file_to_the_first(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = record(tmp_path, 2)  # still writing: its member is open
+    path = tmp_path / "es" / "2026-11-20.jsonl.gz"
+    before = path.read_bytes()
+    with caplog.at_level(logging.ERROR, logger="gexbot.recording"):
+        second = record(tmp_path, 2, start=AT + timedelta(minutes=10))
+        answer = second.get("quotes", QUOTES, AT + timedelta(minutes=12))
+    assert answer.ok
+    assert path.read_bytes() == before
+    assert caplog.text.count("is being recorded by another process") == 1
+    first.get("quotes", QUOTES, AT + timedelta(minutes=2))
+    first.close()
+    second.close()
+    assert [line["at"][11:16] for line in lines_of(path)[1:]] == ["10:31", "10:32", "10:33"]
+    record(tmp_path, 1, start=AT + timedelta(minutes=20)).close()
+    assert len(lines_of(path)) == 5
+
+
+def test_a_symbolic_link_for_a_day_file_is_never_written_through(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("not a recording\n")
+    folder = tmp_path / "recordings" / "es"
+    folder.mkdir(parents=True)
+    (folder / "2026-11-20.jsonl.gz").symlink_to(target)
+    with caplog.at_level(logging.ERROR, logger="gexbot.recording"):
+        recorder = record(tmp_path / "recordings", 2)
+        recorder.close()
+    assert target.read_text() == "not a recording\n"
+    assert caplog.text.count("recording of 2026-11-20 stopped") == 1
+
+
 def test_a_failing_disk_never_stops_trading(tmp_path: Path,
                                             caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "recordings"
