@@ -30,7 +30,7 @@ def test_a_reason_quoting_a_secret_is_masked_in_the_journal_the_file_and_the_met
     db = tmp_path / "quant.db"
     redactor = Redactor(SECRETS)
     reasons = _reasons()
-    with Store(db, "es", hold_open=False, retry_wait=lambda _s: None,
+    with Store(db, "es", retry_wait=lambda _s: None,
                redact=redactor.redact) as store:  # fmt: skip
         store.commit(minute(0), [decided(0)], state(0))
         with subprocess.Popen(  # noqa: S603 (our own interpreter and script)
@@ -44,7 +44,7 @@ def test_a_reason_quoting_a_secret_is_masked_in_the_journal_the_file_and_the_met
                                   blocked_by=())  # fmt: skip
                 store.commit(minute(n), [skipped], state(n))
             store.set_meta("auth_waiting", json.dumps({"message": reasons[-1]}))
-            journal = journal_path(db).read_bytes()
+            journal = journal_path(db, "es").read_bytes()
             assert journal.count(b"\n") == len(reasons)
             assert reader.stdin is not None
             reader.stdin.close()
