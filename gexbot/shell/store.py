@@ -64,6 +64,8 @@ from gexbot.shell.schema import (
 from gexbot.shell.state_codec import StateFormatError, state_from_json, state_to_json
 
 RETRY_DELAY_S = 0.2
+START_RETRIES = 25
+"""Attempts (0.2 s apart, about 5 s) to open the file at start before saying who keeps it."""
 REASON_COLUMN = [name for name, _ in DECISION_COLUMNS].index("reason")
 REPLAY = "replay"
 TRADING = "trading"
@@ -79,8 +81,9 @@ class Store:
 
     Parameters
     ----------
-    open_retries : further attempts when another process holds the file, `retry_wait(RETRY_DELAY_S)`
-        apart, before a minute is left pending (and journaled).
+    open_retries : further attempts when another process holds the file at write time,
+        `retry_wait(RETRY_DELAY_S)` apart, before the minutes are left pending (and journaled).
+        At start the store tries at least `START_RETRIES` times before it refuses.
     batch_minutes : the most minutes per write. 1 writes each minute as it is committed; more
         keeps minutes in memory until the current batch is full (or `flush`), for simulated and
         replayed runs, where a minute lost to a crash is decided again identically. The batch
@@ -368,33 +371,36 @@ class Store:
         return identity
 
     @contextlib.contextmanager
-    def _session(
-        self, *, refuse: bool, read_only: bool = False
-    ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection for this use only, closed after it: the file is free in between."""
-        con = self._connect_or_refuse(read_only) if refuse else self._connect(read_only)
+    def _session(self, *, refuse: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for this use only, closed after it: the file is free in between.
+
+        `refuse`: when the file stays held, say so in one line (at start) instead of FileHeld
+        (a write, whose minutes then go to the journal); the start waits longer, because the
+        other variant's daemon may be writing a large batch.
+        """
+        con = self._connect_or_refuse() if refuse else self._connect(self._open_retries)
         try:
             yield con
         finally:
             con.close()
 
-    def _connect_or_refuse(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    def _connect_or_refuse(self) -> duckdb.DuckDBPyConnection:
         """Connect, or say in one line that another process keeps the file."""
         try:
-            return self._connect(read_only)
+            return self._connect(max(self._open_retries, START_RETRIES))
         except FileHeld:
             raise ConfigError(
                 f"{self.path} is held open by another process (a reader such as duckdb or a"
                 " notebook); close it and try again"
             ) from None
 
-    def _connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    def _connect(self, retries: int) -> duckdb.DuckDBPyConnection:
         """Open the file, retrying while another process holds it; FileHeld when it still does."""
-        for attempt in range(self._open_retries + 1):
+        for attempt in range(retries + 1):
             if attempt:
                 self._retry_wait(RETRY_DELAY_S)
             with contextlib.suppress(FileHeld):
-                return connect(self.path, read_only=read_only)
+                return connect(self.path)
         raise FileHeld
 
     def _require_open(self) -> None:

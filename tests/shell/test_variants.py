@@ -13,11 +13,19 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_journal import database_id, journal_of, kill_es_while_a_reader_holds_the_file, pending
+from test_journal import (
+    _reader,
+    _release,
+    database_id,
+    journal_of,
+    kill_es_while_a_reader_holds_the_file,
+    pending,
+)
 from test_store import decided, minute, query, state
 
+from gexbot.errors import ConfigError
 from gexbot.shell.journal import journal_path, legacy_journal_path, rejected_path
-from gexbot.shell.store import Store
+from gexbot.shell.store import RETRY_DELAY_S, START_RETRIES, Store
 
 NQ_SPOT = 21_000.0
 
@@ -169,3 +177,38 @@ def test_state_and_meta_rows_are_read_per_variant(tmp_path: Path) -> None:
         assert (nq_state.last_minute, nq_state.balance) == (minute(1), 50_000.0)
         assert es.get_meta("auth_refused") == "es refusal"
         assert nq.get_meta("auth_refused") is None
+
+
+def test_a_start_waits_while_another_process_writes_then_opens(tmp_path: Path) -> None:
+    db = tmp_path / "quant.db"
+    with Store(db, "es") as es:
+        es.commit(minute(0), [decided(0)], state(0))
+    holder = _reader(db)  # the ES daemon writing a large batch, as NQ starts
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 10:
+            _release(holder)
+
+    try:
+        with Store(db, "nq", retry_wait=wait) as nq:
+            assert nq.restore() is None
+    finally:
+        if holder.poll() is None:
+            _release(holder)
+    assert waits == [RETRY_DELAY_S] * 10
+
+
+def test_a_start_refuses_in_one_line_when_the_file_stays_held(tmp_path: Path) -> None:
+    db = tmp_path / "quant.db"
+    with Store(db, "es") as es:
+        es.commit(minute(0), [decided(0)], state(0))
+    holder = _reader(db)
+    waits: list[float] = []
+    try:
+        with pytest.raises(ConfigError, match="held open by another process"):
+            Store(db, "nq", retry_wait=waits.append).open()
+    finally:
+        _release(holder)
+    assert waits == [RETRY_DELAY_S] * START_RETRIES
