@@ -43,6 +43,7 @@ from gexbot.shell.health import HealthServer, Metrics
 from gexbot.shell.logs import Redactor, setup_logging
 from gexbot.shell.loop import MINUTE, TradingLoop, live_sessions
 from gexbot.shell.notify import ConsoleSink, Summary
+from gexbot.shell.reader import decisions_frame, trades_frame
 from gexbot.shell.store import REPLAY, TRADING, Store
 from gexbot.sources import Market, SourceOptions, open_market, recorded_model
 
@@ -446,7 +447,8 @@ def _seed_book(book: DayBook, store: Store, state: State) -> None:
     day = state.last_minute.astimezone(EASTERN).date()
     since = datetime.combine(day, datetime.min.time(), EASTERN)
     try:
-        book.seed(store.decisions_frame(store.variant, since), store.trades_frame(store.variant))
+        book.seed(decisions_frame(store.path, store.variant, since),
+                  trades_frame(store.path, store.variant))
     except ConfigError as problem:
         log.warning("the live page starts without the minutes already committed: %s", problem)
 
