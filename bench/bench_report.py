@@ -38,6 +38,7 @@ from gexbot.report import days
 from gexbot.report.cli import main as report_main
 from gexbot.report.source import read_ledger
 from gexbot.shell.schema import DECISION_COLUMNS, TRADE_COLUMNS, ensure_schema
+from gexbot.shell.store import TRADING
 
 LEVELS = {"es": ("$SPX", 6500.0), "nq": ("$NDX", 23000.0)}
 BASELINE_DAYS = 20
@@ -108,7 +109,7 @@ def build_database(path: Path, sessions: int, seed: int = 1) -> int:
     chosen = calendar.sessions_ending(date(2026, 9, 30), sessions)
     rng = np.random.default_rng(seed)
     con = duckdb.connect(str(path))
-    ensure_schema(con, path)
+    ensure_schema(con, path, TRADING)
     rows = 0
     for variant in LEVELS:
         balance = 100_000.0

@@ -20,6 +20,7 @@ from gexbot.shell.schema import (
     write_decisions,
     write_trades,
 )
+from gexbot.shell.store import TRADING
 
 OPEN = time(9, 30)
 HOSTILE = '<script>window.__pwned = 1</script>"><img src=x onerror="window.__pwned = 2">'
@@ -71,7 +72,7 @@ def write_db(path: Path, decisions: Sequence[Row], trades: Sequence[Row] = ()) -
     con = duckdb.connect(str(path))
     try:
         con.execute("SET TimeZone = 'UTC'")
-        ensure_schema(con, path)
+        ensure_schema(con, path, TRADING)
         write_decisions(con, list(decisions))
         write_trades(con, list(trades))
     finally:
