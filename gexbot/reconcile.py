@@ -285,6 +285,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
                                    folder / f"replay-{variant}-{number}", run_of, decisions,
                                    trades, tally)
             if found is not None:
+                _refuse_if_damaged(replay, run_of, found)
                 print(found.describe())
                 return EXIT_DIFFERENT
     days = f"{sessions[0].date}" + (f"..{sessions[-1].date}" if len(sessions) > 1 else "")
@@ -338,6 +339,28 @@ def _kept_folder(keep: Path) -> Path:
                           ) from None
     log.info("keeping the replay databases in %s", folder)
     return folder
+
+
+def _refuse_if_damaged(replay: ReplayTransport, run_of: Sequence[SessionTimes],
+                       found: Difference) -> None:
+    """ConfigError when a recorded line the replay left out may explain the difference.
+
+    A line that cannot be read (or one too long to, or of unknown minute) at or before the
+    differing minute took data from the replay that the live run had: the difference then says
+    something about the recording, not about the live run, so there is no verdict (exit 2, not
+    the 1 of "differs").
+    """
+    until = minute_key(found.minute)
+    damage = [item for session in run_of for item in replay.left_out(session.date)
+              if item.minute is None or item.minute <= until]
+    if damage:
+        more = f" and {len(damage) - 1} more line(s)" if len(damage) > 1 else ""
+        raise ConfigError(
+            f"{damage[0].where}: left out ({damage[0].why}){more}: the replay lacks what the"
+            f" recording lost, so its first difference (at"
+            f" {found.minute.astimezone(EASTERN):%Y-%m-%d %H:%M} ET) is no verdict on the live"
+            " run; repair the recording or leave that day out"
+        )
 
 
 def _recorded_model(replay: ReplayTransport, session: SessionTimes) -> object:

@@ -35,11 +35,12 @@ class Decoded:
     trailer can close begins (its last sync point), `closing` the bytes that close it there
     (empty when the member goes whole) and `orphans` the complete lines decoded past that point,
     which a writer appending to the file writes again so that none is lost; `cut_at` is None
-    when the file ends cleanly.
+    when the file ends cleanly. `too_long` counts the complete lines left out for their length.
     """
 
     lines: list[bytes] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    too_long: int = 0
     cut_at: int | None = None
     closing: bytes = b""
     orphans: list[bytes] = field(default_factory=list)
@@ -219,6 +220,7 @@ def _resync(data: bytes, after: int) -> int | None:
 def _take_lines(output: _Lines, decoded: Decoded, where: str) -> None:
     """Complete lines of one member; a last line without its newline is reported and left out."""
     decoded.lines.extend(line for _, line in output.lines)
+    decoded.too_long += len(output.too_long)
     if output.too_long:
         decoded.problems.append(
             f"{where}: {len(output.too_long)} line(s) longer than {output.limit:,} bytes (the"

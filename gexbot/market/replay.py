@@ -182,6 +182,15 @@ _PREFIX = re.compile(rb'\{"at":"([^"\\]*)","endpoint":"([a-z]+)","params":(\{[^{
 """The start of a line as the recorder writes it, enough to index it without its body."""
 
 
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """A recorded line a replay cannot use: where it is, why, and its minute key when known."""
+
+    where: str
+    why: str
+    minute: int | None
+
+
 @dataclass(slots=True)
 class _Entry:
     """One recorded line: what the index needs now, the rest parsed when it is asked for."""
@@ -201,6 +210,8 @@ class _Day:
     def __init__(self, day: date, paths: Sequence[Path]) -> None:
         self.day = day
         self.index: dict[_MinuteKey, list[_Entry]] = {}
+        self.unindexed: list[LeftOut] = []
+        """Lines left out as the day was read (the minute of none of them is known)."""
         midnight = datetime.combine(day, time(0), tzinfo=EASTERN)
         self._first_minute = minute_key(midnight)
         self._end_minute = minute_key(datetime.combine(day + timedelta(days=1), time(0),
@@ -217,6 +228,9 @@ class _Day:
             return
         for said in decoded.problems:
             log.warning("%s: %s", path, said)
+        if decoded.too_long:
+            self.unindexed.append(LeftOut(str(path), f"{decoded.too_long} line(s) too long to"
+                                          " read", None))
         bad = 0
         elsewhere = 0
         for number, raw in enumerate(decoded.lines[1:], start=2):
@@ -226,6 +240,7 @@ class _Day:
                 key, params = _index_key(raw)
             except ValueError as problem:
                 bad += 1
+                self.unindexed.append(LeftOut(f"{path}: line {number}", str(problem), None))
                 if bad <= MAX_LINE_WARNINGS:
                     log.warning("%s: line %d left out: %s", path, number, problem)
                 continue
@@ -243,6 +258,17 @@ class _Day:
     def minutes(self) -> frozenset[int]:
         """The clock minutes (minute keys) holding at least one exchange."""
         return frozenset(minute for _, minute in self.index)
+
+    def left_out(self) -> list[LeftOut]:
+        """Every line of the day a replay cannot use, each indexed line parsed to find out."""
+        found = list(self.unindexed)
+        for (_, minute), entries in sorted(self.index.items(), key=lambda item: item[0][1]):
+            for entry in entries:
+                try:
+                    parse_line(entry.raw)
+                except ValueError as problem:
+                    found.append(LeftOut(entry.where, str(problem), minute))
+        return found
 
     def serve(self, endpoint: str, minute: int, params: dict[str, str]) -> Exchange | None:
         """The last recorded exchange of the minute that answers `params`, parsed now."""
@@ -317,6 +343,11 @@ class ReplayTransport:
         """Minute keys (`minute_key`) of `day` for which at least one exchange was recorded."""
         with self._lock:
             return self._day(day).minutes()
+
+    def left_out(self, day: date) -> list[LeftOut]:
+        """The lines of `day` a replay leaves out (unreadable, too long); parses the whole day."""
+        with self._lock:
+            return self._day(day).left_out()
 
     def get(self, endpoint: Endpoint, params: dict[str, str], at: datetime) -> Exchange:
         """The last recorded exchange matching the request, or a failure like a lost connection."""

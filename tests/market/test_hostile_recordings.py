@@ -13,6 +13,7 @@ import logging
 import os
 import tracemalloc
 import zlib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from cli_state import process_state_restored
 
 from gexbot.errors import ConfigError
 from gexbot.market import recdecode, recfile
-from gexbot.market.replay import ReplayTransport, query_params
+from gexbot.market.replay import ReplayTransport, minute_key, query_params
 from gexbot.shell.logs import TextFormatter, escape_controls
 from tests.market.test_replay import SPX_SPY, et, header, line, write
 
@@ -162,6 +163,31 @@ def test_a_line_over_the_bound_at_the_end_of_a_cut_file_is_reported(
     assert [json.loads(raw)["format"] for raw in decoded.lines] == ["gexbot-recording"]
     assert any("a last line of more than 1,048,576 bytes was left out" in said
                for said in decoded.problems)
+
+
+def test_every_line_a_replay_leaves_out_is_listed_with_its_minute_when_known(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What reconcile weighs a difference against: each line lost, and where it stood."""
+    monkeypatch.setattr(recdecode, "MAX_LINE_BYTES", 1 << 20)
+    path = _bomb(tmp_path / DAY_FILE, 4 << 20)
+    deep = json.dumps(line(et(10, 33), "quotes", SPX_SPY, "@"), separators=(",", ":"))
+    with gzip.open(path, "at", encoding="utf-8") as handle:
+        handle.write(deep.replace('"@"', _deep(100_000)) + "\n")
+        handle.write("not json\n")
+        handle.write(json.dumps(line(et(10, 34), "quotes", SPX_SPY, "last")) + "\n")
+    replay = ReplayTransport([tmp_path])
+    assert replay.get("quotes", SPX_SPY, et(10, 34)).body == "last"
+    left = replay.left_out(et(10, 30).date())
+    assert [(item.why, item.minute) for item in left] == [
+        ("1 line(s) too long to read", None),
+        ("Expecting value: line 1 column 1 (char 0)", None),
+        ("nested too deeply to read", minute_key(et(10, 33))),
+    ]
+    assert left[0].where == str(path)
+    assert all(item.where.startswith(f"{path}: line ") for item in left[1:])
+    assert ReplayTransport([path]).left_out(
+        et(10, 30).date() - timedelta(days=1)) == []
 
 
 def test_a_header_longer_than_any_header_is_refused(tmp_path: Path) -> None:
