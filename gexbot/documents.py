@@ -143,6 +143,20 @@ def load_json(text: str | bytes, *, strict_numbers: bool = True) -> Any:
     return document
 
 
+def load_answer(content: str | bytes) -> Any:
+    """Parse a server's JSON answer as it came, at the C parser's speed (a key given twice is
+    its last value, as any client reads it).
+
+    Only nesting deeper than the interpreter's stack is refused, as a `DocumentError` (a
+    ValueError like every other reason the text is not JSON), never a RecursionError that would
+    end the process: a server can send an answer of any shape.
+    """
+    try:
+        return json.loads(content)
+    except RecursionError:
+        raise DocumentError("nested too deeply to read") from None
+
+
 class _StrictLoader(yaml.SafeLoader):
     """PyYAML's safe loader, refusing a mapping that names a key twice."""
 

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
 from gexbot.core.session import EASTERN
+from gexbot.documents import load_json
 from gexbot.market.tokens import REFRESH_TOKEN_LIFETIME
 
 FIRST_PAUSE = timedelta(minutes=15)
@@ -88,7 +89,7 @@ class RefusalWait:
     @classmethod
     def from_json(cls, text: str) -> RefusalWait:
         """Read a remembered wait; ValueError (or TypeError, KeyError) when it is not one."""
-        raw = json.loads(text)
+        raw = load_json(text, strict_numbers=False)
         wait = cls(
             since=datetime.fromisoformat(raw["since"]),
             next_at=datetime.fromisoformat(raw["next_at"]),

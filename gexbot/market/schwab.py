@@ -22,7 +22,6 @@ fake serving a simulated market answers at the simulated minute.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -35,6 +34,7 @@ from typing import Any
 import requests
 
 from gexbot.core.session import EASTERN
+from gexbot.documents import load_answer
 from gexbot.market.oauth import AccessTokens, Alert, WaitListener
 from gexbot.market.rate import RequestWindow, retry_after_seconds
 from gexbot.market.refusal import RefusalWait
@@ -394,9 +394,9 @@ def _decode(reply: requests.Response, now: datetime) -> _Answer:
     problem: str | None = None
     if content:
         try:
-            body = json.loads(content)
+            body = load_answer(content)
         except ValueError as exc:
-            problem = f"bad JSON: {getattr(exc, 'msg', 'undecodable')}"
+            problem = f"bad JSON: {getattr(exc, 'msg', None) or exc}"
     if status == 200:
         error = problem or (None if content else "empty body")
         return _Answer(200, body if error is None else None, error)

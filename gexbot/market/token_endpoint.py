@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 
+from gexbot.documents import load_answer
 from gexbot.market.refusal import may_pass
 from gexbot.redaction import MIN_SECRET_CHARS, Masker, basic_credentials, too_short
 
@@ -176,6 +177,6 @@ def _text(value: object) -> str | None:
 
 def _json(answer: requests.Response) -> Any:
     try:
-        return answer.json()
+        return load_answer(answer.content)
     except ValueError:
         return None

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gexbot.documents import DocumentError, load_json, read_text
 from gexbot.errors import ConfigError
 from gexbot.redaction import MIN_SECRET_CHARS, too_short
 
@@ -40,6 +41,8 @@ TOKEN_FILE_ENV = "GEXBOT_TOKEN_FILE"  # noqa: S105 (a variable name)
 REFRESH_TOKEN_ENV = "SCHWAB_REFRESH_TOKEN"  # noqa: S105 (a variable name)
 ISSUED_AT_ENV = "SCHWAB_REFRESH_TOKEN_ISSUED_AT"
 LOCK_WAIT_S = 20.0
+TOKEN_FILE_LIMIT = 64 << 10
+"""Bytes of the largest token file read (one is under 1 KB): a FIFO or a device is refused."""
 """How long to wait for the other daemon's refresh (bounded by its HTTP timeout) before going on."""
 _PLAIN_VALUE = re.compile(r"^[A-Za-z0-9._~+/=@:-]*$")
 
@@ -189,17 +192,21 @@ class TokenFile:
     def read(self) -> Tokens | None:
         """The tokens in the file; None when there is no file; ConfigError when it is unusable."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            text = read_text(self.path, TOKEN_FILE_LIMIT)
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise ConfigError(
                 f"{TOKEN_FILE_ENV} {self.path}: cannot read ({exc.strerror})"
             ) from None
+        except DocumentError as exc:
+            raise ConfigError(
+                f"{TOKEN_FILE_ENV} {self.path}: not a token file ({exc})"
+            ) from None
         try:
-            return Tokens.from_json(json.loads(text))
+            return Tokens.from_json(load_json(text, strict_numbers=False))
         except ValueError as exc:
-            # json.JSONDecodeError is a ValueError; its text quotes no content.
+            # Neither the JSON parser's words nor a `DocumentError` quote a value.
             raise ConfigError(
                 f"{TOKEN_FILE_ENV} {self.path}: not a valid token file ({exc});"
                 " run python -m gexbot.auth to write a new one"

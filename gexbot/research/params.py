@@ -18,6 +18,7 @@ import numpy.typing as npt
 import yaml
 from pydantic import ValidationError
 
+from gexbot.documents import DocumentError, load_yaml
 from gexbot.errors import ConfigError
 from gexbot.research.enums import N_PARAMS, P_WIN_RATE, PARAM_NAMES
 from gexbot.settings import Preset, StrategySettings, _first_problem
@@ -46,8 +47,8 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     if not sep or not key:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. strategy.ofi.long_above=2.5")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = load_yaml(raw) if raw.strip() else None
+    except (yaml.YAMLError, DocumentError):
         raise ConfigError(f"--set {key}: {raw!r} is not a value") from None
     if value is None or isinstance(value, dict | list):
         raise ConfigError(f"--set {key}: expected a number or a word, got {raw!r}")
@@ -76,15 +77,6 @@ def apply_overrides(preset: Preset, overrides: Mapping[str, Any], source: str = 
         return Preset.model_validate(document)
     except ValidationError as problem:
         raise ConfigError(f"{source} {_first_problem(problem)}") from None
-
-
-def is_integer_setting(preset: Preset, key: str, source: str = "--set") -> bool:
-    """Whether the preset schema holds `key` as a whole number (a window, minutes) rather than a
-    real number, whatever the spelling of a value given for it; an unknown key is a ConfigError.
-    """
-    parent, leaf = _parent(preset.model_dump(mode="python"), key, source)
-    current = parent[leaf]
-    return isinstance(current, int) and not isinstance(current, bool)
 
 
 def _parent(document: dict[str, Any], key: str, source: str) -> tuple[dict[str, Any], str]:

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from gexbot.documents import load_json
 from gexbot.research.fold import COLUMN_DTYPES, SessionFeatures
 
 FORMAT = "gexbot-features"
@@ -72,7 +73,7 @@ def read_session(path: Path) -> StoredSession:
         raise BadTable(f"not a readable Parquet file ({_short(problem)})") from None
     raw = (table.schema.metadata or {}).get(META_KEY)
     try:
-        meta = json.loads(raw) if raw is not None else None
+        meta = load_json(raw, strict_numbers=False) if raw is not None else None
     except ValueError:
         meta = None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:

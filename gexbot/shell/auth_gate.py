@@ -30,6 +30,7 @@ from datetime import datetime
 from typing import Protocol
 
 from gexbot.core.session import EASTERN
+from gexbot.documents import load_json
 from gexbot.market.refusal import RefusalWait
 
 KEY = "auth_refused"
@@ -87,7 +88,7 @@ class AuthGate:
         if not text:
             return None
         try:
-            return Refusal(**json.loads(text))
+            return Refusal(**load_json(text, strict_numbers=False))
         except (TypeError, ValueError):
             log.warning("the remembered Schwab refusal is unreadable; ignoring it")
             return None
@@ -149,7 +150,7 @@ class AuthGate:
         if not text:
             return None
         try:
-            remembered = json.loads(text)
+            remembered = load_json(text, strict_numbers=False)
             wait = RefusalWait.from_json(remembered["wait"])
             credentials = remembered["fingerprint"]
         except (TypeError, ValueError, KeyError):

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import requests
 
 from gexbot.core.types import Closed, Event, ExitReason, Opened, SessionEnded
+from gexbot.documents import load_answer
 from gexbot.shell.notify import compact_usd, number, price, signed_usd, usd
 
 BLUE = 0x3498DB
@@ -358,7 +359,7 @@ def _retry_after(response: requests.Response, default: float) -> float:
     """Seconds to wait from a 429: the JSON `retry_after`, else the Retry-After header."""
     candidates: list[Any] = []
     try:
-        body = response.json()
+        body = load_answer(response.content)
     except ValueError:
         body = None
     if isinstance(body, dict):

@@ -239,6 +239,21 @@ def test_an_unreachable_token_endpoint_keeps_the_current_token_then_skips() -> N
 
 
 @responses.activate
+def test_a_token_answer_nested_beyond_the_stack_is_no_token() -> None:
+    add_refresh(responses.mock, "access-token-1")
+    responses.get(URLS["quotes"], json=load("quotes_spx_spy"))
+    transport, _ = make_transport()
+    transport.get("quotes", QUOTES, AT)
+    responses.mock.replace(responses.POST, TOKEN_URL, body="[" * 100_000 + "]" * 100_000,
+                           content_type="application/json")
+    answer = transport.get("quotes", QUOTES, AT + timedelta(minutes=31))
+    assert answer.status is None
+    assert answer.error == (
+        "no access token: Schwab token endpoint: HTTP 200 without a JSON object"
+    )
+
+
+@responses.activate
 def test_429_with_a_short_retry_after_waits_and_retries_once() -> None:
     add_refresh(responses.mock, "access-token-1")
     responses.get(URLS["quotes"], status=429, json=load("error_429"), headers={"Retry-After": "5"})
@@ -405,6 +420,7 @@ TRUNCATED = (FIXTURES / "pricehistory_truncated.txt").read_text()
         (TRUNCATED, "bad JSON: "),
         ("", "empty body"),
         ("<html>Whitelabel Error Page</html>", "bad JSON: Expecting value"),
+        ("[" * 100_000 + "]" * 100_000, "bad JSON: nested too deeply to read"),
     ],
 )
 @responses.activate

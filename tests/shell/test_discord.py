@@ -142,9 +142,11 @@ def test_rate_limit_waits_retry_after_then_resends() -> None:
     assert (sink.sent, sink.failed) == (1, 0)
 
 
+@pytest.mark.parametrize("body", ["slow down", "[" * 100_000 + "]" * 100_000],
+                         ids=["text", "nested beyond the stack"])
 @responses.activate
-def test_rate_limit_header_is_used_without_a_json_body() -> None:
-    responses.post(URL, status=429, body="slow down", headers={"Retry-After": "2"})
+def test_rate_limit_header_is_used_without_a_json_body(body: str) -> None:
+    responses.post(URL, status=429, body=body, headers={"Retry-After": "2"})
     responses.post(URL, status=204)
     waits = Recorder()
     sink = notifier(sleep=waits)
