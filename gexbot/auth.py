@@ -32,12 +32,11 @@ from gexbot.auth_destination import (
     rescue,
     rescue_folders,
 )
-from gexbot.cli import ArgumentParser
+from gexbot.cli import ArgumentParser, escape_controls
 from gexbot.core.session import EASTERN
 from gexbot.environment import ENV_FILE, load_environment
 from gexbot.errors import (
     EXIT_AUTH,
-    EXIT_BUG,
     EXIT_CONFIG,
     EXIT_OK,
     AuthError,
@@ -136,11 +135,13 @@ def main(
             session=session if session is not None else requests.Session(),
         )
     except GexbotError as problem:
-        print(f"error: {problem}", file=out)
+        print(f"error: {escape_controls(str(problem))}", file=out)
         return problem.exit_code
     except TokenUnavailable as problem:
-        print(f"error: Schwab's token endpoint did not answer ({problem}); try again", file=out)
-        return EXIT_BUG
+        # A fault of the network or of Schwab, not a bug: 2, like every other bad input.
+        print(f"error: Schwab's token endpoint did not answer"
+              f" ({escape_controls(str(problem))}); try again", file=out)
+        return EXIT_CONFIG
     except KeyboardInterrupt:
         return EXIT_OK
 

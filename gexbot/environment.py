@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,10 @@ def load_environment(
 def _read(path: Path, *, required: bool) -> dict[str, str]:
     """The variables a `.env` file sets (a name without a value is left out)."""
     try:
+        mode = path.stat().st_mode
+        if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+            # Opening a FIFO waits for a writer, and no stop signal ends that wait.
+            raise ConfigError(f"{path}: a pipe or socket, not a .env file")
         with path.open("rb") as handle:
             data = handle.read(MAX_ENV_FILE_BYTES + 1)
     except FileNotFoundError:

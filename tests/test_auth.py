@@ -131,6 +131,12 @@ def test_without_a_token_file_the_env_file_is_updated_keeping_other_lines(tmp_pa
          "Schwab did not authorize the app (error=access_denied)"),
         (lambda _: "https://127.0.0.1/?session=abc", 2, "has no code=... in it"),
         (lambda _: "", 2, "nothing was pasted"),
+        (lambda p: _redirect(p).replace(f"&state={_state(p)}", ""), 2,
+         "the pasted address has no state=... in it"),
+        (lambda p: _redirect(p).replace("state=", "state=\x1b[2J\r"), 2,
+         "comes from another login"),
+        (lambda _: "https://127.0.0.1/?error=\x1b[31mdenied\u2028error: forged", 3,
+         "Schwab did not authorize the app (error=\\x1b[31mdenied error: forged)"),
     ],
 )  # fmt: skip
 @responses.activate
@@ -142,7 +148,27 @@ def test_a_bad_paste_is_one_line(
     last = printed.strip().splitlines()[-1]
     assert last.startswith("error: ")
     assert message in last
+    assert "\x1b" not in printed
     assert not responses.calls
+    assert not (tmp_path / "schwab-token.json").exists()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{"status": 503, "body": "<html>Access Denied</html>"},
+     {"body": requests.ConnectionError("connection refused")}],
+    ids=["503", "no connection"],
+)
+@responses.activate
+def test_a_token_endpoint_that_does_not_answer_is_one_line_and_exit_2(
+    tmp_path: Path, answer: dict[str, object]
+) -> None:
+    """A fault of the network or of Schwab is bad input like any other: 2, not the 1 of a bug."""
+    responses.post(TOKEN_URL, **answer)  # type: ignore[arg-type]
+    code, printed = _run(_env(tmp_path), [])
+    assert code == 2
+    last = printed.strip().splitlines()[-1]
+    assert last.startswith("error: Schwab's token endpoint did not answer")
     assert not (tmp_path / "schwab-token.json").exists()
 
 

@@ -87,6 +87,7 @@ def test_values_are_read_literally_and_round_trip_through_the_token_writer(
         (b"\xff\xfe=\x00", "{p}: not UTF-8 text"),
         (b"A=1\x00", "{p}: holds NUL bytes"),
         (b"#" * (2 << 20), "{p}: over 1 MB"),
+        ("fifo", "{p}: a pipe or socket, not a .env file"),
     ],
 )
 def test_an_unusable_env_file_is_one_line(
@@ -95,6 +96,8 @@ def test_an_unusable_env_file_is_one_line(
     path = tmp_path / "given.env"
     if content == "folder":
         path.mkdir()
+    elif content == "fifo":
+        os.mkfifo(path)  # opening it would wait for a writer forever, deaf to SIGTERM
     elif isinstance(content, bytes):
         path.write_bytes(content)
     with pytest.raises(ConfigError) as refused:

@@ -11,7 +11,9 @@ a new kind of bad file joins `bad_files`.
 
 from __future__ import annotations
 
+import ast
 import gzip
+import importlib
 import json
 import logging
 import os
@@ -27,6 +29,7 @@ import duckdb
 import pytest
 import yaml
 
+import gexbot
 from gexbot import auth, backtest, features, live, reconcile, sweep, train_hmm
 from gexbot.report import cli as report
 from gexbot.settings import preset_path, resolve_path
@@ -167,6 +170,8 @@ CASES: list[Case] = [
         (("--variant",), "argument --variant: expected one argument"),
         (("--variant", "ym"), "argument --variant: invalid choice: 'ym'"),
         (("--variant", "es", "--colour", "red"), "unrecognized arguments: --colour red"),
+        (("--variant", "es", "\x1b[2J\x1b[H\nCRITICAL forged", "\x9b31m"),
+         "unrecognized arguments: \\x1b[2J\\x1b[H CRITICAL forged \\x9b31m"),
     ]),
     *_cases("gexbot.live", SIM, [
         *_not_integers("--days", "--minutes", "--seed", "--http-port"),
@@ -354,6 +359,7 @@ CASES: list[Case] = [
         ((), "the following arguments are required: --probe"),
         (("--probe", ""), "expected an http(s) URL, got ''"),
         (("--probe", "file:///etc/passwd"), "expected an http(s) URL"),
+        (("--probe", "\x1b]0;title\x07http://x"), "got '\\x1b]0;title\\x07http://x'"),
         (("--probe", "http://127.0.0.1:1/", "--timeout", "nan"), "--timeout must be"),
         (("--probe", "http://127.0.0.1:1/", "--timeout", "-1"), "--timeout must be"),
         (("--probe", "http://127.0.0.1:1/", "--timeout", "inf"), "--timeout must be"),
@@ -409,11 +415,39 @@ def test_a_bad_value_is_one_line_and_exit_2(
     assert "Traceback" not in text
     assert (code, len(lines)) == (case.code, 1), text
     assert case.says in lines[0]
+    assert not any(char in text for char in "\x1b\x9b\r\x07"), "a control character got out"
     assert _listing(Path(scratch["dir"])) == before
+
+
+def entry_points() -> dict[str, str]:
+    """Every `python -m` name in the package -> the module whose `main` it runs."""
+    root = Path(gexbot.__file__).parent
+    found: dict[str, str] = {}
+    for path in sorted(root.rglob("*.py")):
+        name = ".".join(path.relative_to(root.parent).with_suffix("").parts)
+        text = path.read_text(encoding="utf-8")
+        if path.name == "__main__.py":
+            found[name.removesuffix(".__main__")] = next(
+                node.module for node in ast.walk(ast.parse(text))
+                if isinstance(node, ast.ImportFrom) and node.module
+                and any(alias.name == "main" for alias in node.names))
+        elif 'if __name__ == "__main__":' in text:
+            found[name] = name
+    return found
 
 
 def test_every_command_has_refusals_in_the_table() -> None:
     assert {case.command for case in CASES} == set(COMMANDS)
+
+
+def test_the_table_walks_every_entry_point_of_the_package() -> None:
+    """A command added to the package without rows in the table fails here."""
+    found = entry_points()
+    assert {"gexbot.live", "gexbot.report", "gexbot.shell.health"} <= set(found)
+    walked = set(COMMANDS.values())
+    missing = [name for name, module in found.items()
+               if importlib.import_module(module).main not in walked]
+    assert missing == []
 
 
 @pytest.mark.parametrize(

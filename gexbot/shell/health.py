@@ -31,7 +31,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
-from gexbot.cli import ArgumentParser
+from gexbot.cli import ArgumentParser, escape_controls
 from gexbot.core.types import Action, Closed, Decided, Direction, Event, Opened
 from gexbot.errors import EXIT_CONFIG, ConfigError
 from gexbot.net import is_loopback
@@ -362,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = probe(args.probe, args.timeout)
     except ConfigError as problem:
         # 2, not 1: a probe that cannot be made is not an unhealthy daemon.
-        print(problem, file=sys.stderr)
+        print(escape_controls(str(problem)), file=sys.stderr)
         return EXIT_CONFIG
     return 0 if status == 200 else 1
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
+from gexbot.cli import escape_controls
 from gexbot.core.session import EASTERN
 from gexbot.errors import ConfigError
 from gexbot.redaction import Masker
@@ -75,19 +75,6 @@ class Redactor(logging.Filter):
             if key not in _STANDARD_ATTRS and isinstance(value, str):
                 setattr(record, key, self.redact(value))
         return True
-
-
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def escape_controls(text: str) -> str:
-    """`text` with control characters written as escapes (``\\n``, ``\\x1b``): one line, inert.
-
-    A message quotes what came from outside (a recorded error text, a header value, a file
-    name); a newline in it would start what reads as a line of its own, and a terminal escape
-    could rewrite the lines above.
-    """
-    return _CONTROL.sub(lambda found: repr(found.group(0))[1:-1], text)
 
 
 class TextFormatter(logging.Formatter):
