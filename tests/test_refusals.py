@@ -132,6 +132,9 @@ def bad_files(root: Path) -> dict[str, str]:
     made["rec_nq"] = root / "rec_nq"
     _recording(root / "rec_session" / "2026-10-05.jsonl.gz", _header(session=20261005))
     made["rec_session"] = root / "rec_session"
+    _recording(root / "rec_fifo" / "2026-10-05.jsonl.gz", _header())
+    os.mkfifo(root / "rec_fifo" / "2026-10-06.jsonl.gz")
+    made["rec_fifo"] = root / "rec_fifo"
     return {name: str(path) for name, path in made.items()}
 
 
@@ -239,6 +242,8 @@ CASES: list[Case] = [
         (("--replay", "{rec_path}"), "variant '../../x' is not a variant name"),
         (("--replay", "{rec_session}"), "has no valid session date (got 20261005)"),
         (("--replay", "{rec_nq}"), "recorded for variant 'nq', not 'es'; pass --variant nq"),
+        (("--replay", "{fifo}"), "fifo: not a regular file, so not a gexbot recording"),
+        (("--replay", "{rec_fifo}"), "2026-10-06.jsonl.gz: not a regular file, so not a gexbot"),
     ]),
     # --- the reconciler -----------------------------------------------------------------
     *_cases("gexbot.reconcile", (), [

@@ -18,6 +18,7 @@ import fcntl
 import json
 import os
 import re
+import stat
 import struct
 import zlib
 from datetime import date
@@ -109,6 +110,9 @@ def read_header(path: Path) -> dict[str, Any]:
     """
     text = bytearray()
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            # A FIFO named like a recording would block the open until a writer came.
+            raise ConfigError(f"{path}: not a regular file, so not a gexbot recording")
         with Path(path).open("rb") as handle:
             inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
             while b"\n" not in text and len(text) <= HEADER_LIMIT and not inflater.eof:

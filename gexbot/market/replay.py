@@ -52,6 +52,8 @@ def discover(paths: Sequence[Path]) -> list[Path]:
             found.extend(inside)
         elif path.is_file():
             found.append(path)
+        elif path.exists():
+            raise ConfigError(f"{path}: not a regular file, so not a gexbot recording")
         else:
             raise ConfigError(f"{path}: no such recording file or folder")
     unique: dict[Path, Path] = {}
