@@ -36,9 +36,14 @@ class Decoded:
     (empty when the member goes whole) and `orphans` the complete lines decoded past that point,
     which a writer appending to the file writes again so that none is lost; `cut_at` is None
     when the file ends cleanly. `too_long` counts the complete lines left out for their length.
+    `numbers` are the lines' numbers in the file (from 1), counting the lines left out (empty,
+    too long, cut short) too, so that a message names the line a reader finds there.
     """
 
     lines: list[bytes] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)
+    next_number: int = 1
+    """The number the next member's first line gets."""
     problems: list[str] = field(default_factory=list)
     too_long: int = 0
     cut_at: int | None = None
@@ -50,15 +55,18 @@ class _Lines:
     """A member's output, cut into lines as it is inflated; too long a line is only counted.
 
     `lines` are (offset in the output where the line starts, the line without its newline);
-    empty lines are skipped. `crc` and `length` cover the whole output, kept lines or not, for
-    the member's trailer. With `keep` False only the output's checksum, length and ends are
-    followed (to test where a member can be closed).
+    empty lines are skipped. `numbers` holds each kept line's number among all the member's
+    lines (from 0), `ended` how many lines ended so far. `crc` and `length` cover the whole
+    output, kept lines or not, for the member's trailer. With `keep` False only the output's
+    checksum, length and ends are followed (to test where a member can be closed).
     """
 
     def __init__(self, keep: bool = True) -> None:
         self.limit = MAX_LINE_BYTES
         self.keep = keep
         self.lines: list[tuple[int, bytes]] = []
+        self.numbers: list[int] = []
+        self.ended = 0
         self.too_long: list[int] = []
         """Lengths of the lines left out for their length."""
         self.length = 0
@@ -105,17 +113,21 @@ class _Lines:
             self.too_long.append(self._open_length)
         elif self._open_length:
             self.lines.append((self._open_at, b"".join(self._pieces)))
+            self.numbers.append(self.ended)
+        self.ended += 1
         self._pieces, self._open_length, self._open_at = [], 0, next_at
 
     def mark(self) -> _Mark:
         """The state to go back to when a piece of input turns out to be broken."""
-        return _Mark(len(self.lines), len(self.too_long), self.length, self.crc, self.first,
-                     self.last, list(self._pieces), self._open_at, self._open_length)
+        return _Mark(len(self.lines), len(self.too_long), self.ended, self.length, self.crc,
+                     self.first, self.last, list(self._pieces), self._open_at, self._open_length)
 
     def restore(self, mark: _Mark) -> None:
         """Go back to `mark`."""
         del self.lines[mark.lines:]
+        del self.numbers[mark.lines:]
         del self.too_long[mark.too_long:]
+        self.ended = mark.ended
         self.length, self.crc, self.first, self.last = mark.length, mark.crc, mark.first, mark.last
         self._pieces, self._open_at, self._open_length = mark.pieces, mark.open_at, mark.open_length
 
@@ -126,6 +138,7 @@ class _Mark:
 
     lines: int
     too_long: int
+    ended: int
     length: int
     crc: int
     first: bytes
@@ -219,7 +232,10 @@ def _resync(data: bytes, after: int) -> int | None:
 
 def _take_lines(output: _Lines, decoded: Decoded, where: str) -> None:
     """Complete lines of one member; a last line without its newline is reported and left out."""
+    first = decoded.next_number
     decoded.lines.extend(line for _, line in output.lines)
+    decoded.numbers.extend(first + number for number in output.numbers)
+    decoded.next_number = first + output.ended + (1 if output.tail else 0)
     decoded.too_long += len(output.too_long)
     if output.too_long:
         decoded.problems.append(

@@ -235,7 +235,7 @@ class _Day:
                                           " read", None))
         bad = 0
         elsewhere = 0
-        for number, raw in enumerate(decoded.lines[1:], start=2):
+        for number, raw in zip(decoded.numbers[1:], decoded.lines[1:], strict=True):
             if raw.startswith(b'{"format"') and recfile.is_header_line(raw):
                 continue  # a writer that appended after a restart began with a header again
             try:

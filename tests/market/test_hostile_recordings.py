@@ -184,10 +184,21 @@ def test_every_line_a_replay_leaves_out_is_listed_with_its_minute_when_known(
         ("Expecting value: line 1 column 1 (char 0)", None),
         ("nested too deeply to read", minute_key(et(10, 33))),
     ]
-    assert left[0].where == str(path)
-    assert all(item.where.startswith(f"{path}: line ") for item in left[1:])
+    # Numbered as a reader of the file counts: the line too long to read is line 2.
+    assert [item.where for item in left] == [str(path), f"{path}: line 5", f"{path}: line 4"]
     assert ReplayTransport([path]).left_out(
         et(10, 30).date() - timedelta(days=1)) == []
+
+
+def test_lines_are_numbered_as_a_reader_of_the_file_counts_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(recdecode, "MAX_LINE_BYTES", 8)
+    data = (gzip.compress(b"one\n\nthree\n" + b"x" * 20 + b"\nfive\n")
+            + gzip.compress(b"six\nseven\n"))
+    decoded = recdecode.decode(data)
+    assert list(zip(decoded.numbers, decoded.lines, strict=True)) == [
+        (1, b"one"), (3, b"three"), (5, b"five"), (6, b"six"), (7, b"seven")]
 
 
 def test_a_header_longer_than_any_header_is_refused(tmp_path: Path) -> None:
