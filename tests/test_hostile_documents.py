@@ -71,7 +71,7 @@ def test_a_set_value_nested_or_with_a_key_twice_is_no_value(raw: str) -> None:
 
 
 def test_a_state_nested_beyond_the_stack_is_a_state_format_error() -> None:
-    with pytest.raises(StateFormatError, match="nested too deeply to read"):
+    with pytest.raises(StateFormatError, match="nested too deeply"):
         state_from_json(DEEP)
 
 
