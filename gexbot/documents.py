@@ -34,12 +34,12 @@ class NotAFileError(DocumentError):
     """The path names a folder, a device or FIFO, or a file far too large to be a document."""
 
 
-def read_text(path: Path, limit: int) -> str:
-    """The UTF-8 text of the regular file `path`, at most `limit` bytes.
+def read_bytes(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file `path`, at most `limit` of them.
 
     OSError (a missing file among them) propagates for the caller to word; anything that is not
-    a regular file or is larger than `limit` is a `NotAFileError`, text that is not UTF-8 a
-    `DocumentError`.
+    a regular file (opening a FIFO would wait for a writer for ever) or is larger than `limit`
+    is a `NotAFileError`.
     """
     mode = os.stat(path).st_mode
     if stat.S_ISDIR(mode):
@@ -50,6 +50,13 @@ def read_text(path: Path, limit: int) -> str:
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise NotAFileError(f"is larger than {limit // 1024} KiB: not a file of this kind")
+    return data
+
+
+def read_text(path: Path, limit: int) -> str:
+    """The UTF-8 text of the regular file `path`, at most `limit` bytes: `read_bytes`, and a
+    `DocumentError` for text that is not UTF-8."""
+    data = read_bytes(path, limit)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as problem:

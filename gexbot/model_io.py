@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from gexbot.core.hmm import FORMAT, HmmModel, model_from_dict, model_to_dict
-from gexbot.documents import DocumentError, NotAFileError, load_json, read_text
+from gexbot.documents import DocumentError, NotAFileError, load_json, read_bytes, read_text
 from gexbot.errors import ConfigError, ModelError
 from gexbot.shell.dbfile import write_failure
 
@@ -28,6 +28,8 @@ _VARIANT_NAME = re.compile(r"hmm_([A-Za-z0-9]+)\.json")
 _PICKLE_COVARIANCE_TYPES = ("diag", "full", "spherical")
 MODEL_LIMIT = 1 << 20
 """Bytes of the largest model file read (a trained one is about 1.5 KiB)."""
+PICKLE_LIMIT = 16 << 20
+"""Bytes of the largest pickle imported (a pickled 2-state GaussianHMM is a few KB)."""
 
 
 def _train_hint(path: Path) -> str:
@@ -136,11 +138,15 @@ def import_pickle(path: Path, trust: bool) -> HmmModel:
             "pass --trust-pickle only for a file you made"
         )
     try:
-        with path.open("rb") as handle:
-            # The caller vouched for this file (trust=True); this is the only unpickling site.
-            loaded = pickle.load(handle)  # noqa: S301
+        data = read_bytes(path, PICKLE_LIMIT)
     except FileNotFoundError:
         raise ModelError(f"{path}: pickle file not found") from None
+    except (OSError, DocumentError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ModelError(f"{path}: cannot unpickle ({reason})") from None
+    try:
+        # The caller vouched for this file (trust=True); this is the only unpickling site.
+        loaded = pickle.loads(data)  # noqa: S301
     except Exception as exc:
         raise ModelError(f"{path}: cannot unpickle ({type(exc).__name__}: {exc})") from None
     return _from_estimator(loaded, path)

@@ -286,6 +286,9 @@ CASES: list[Case] = [
         (("--out", "{duckdb}"), "exists and is not an HMM model file; gexbot replaces only"),
         (("--import-pickle", "{garbage}"), "unpickling runs code from the file"),
         (("--import-pickle", "{folder}", "--trust-pickle"), "folder: cannot unpickle"),
+        (("--import-pickle", "{fifo}", "--trust-pickle"),
+         "fifo: cannot unpickle (is not a regular file)"),
+        (("--import-pickle", "{huge}", "--trust-pickle"), "huge.json: cannot unpickle"),
         (("--import-pickle", "{missing}", "--trust-pickle"), "missing.yaml: pickle file not found"),
     ]),
     # --- authorization ------------------------------------------------------------------
