@@ -24,6 +24,8 @@ from gexbot.errors import ConfigError
 from gexbot.market.tokens import TokenFile, Tokens, atomic_write
 
 RESCUE_STEM = "schwab-token-rescued"
+TOKEN_FILE_LIMIT = 64 * 1024
+"""A token file is a few hundred bytes; a file far larger is something else."""
 
 
 def check_destination(path: Path, what: str, *, lock: bool) -> None:
@@ -32,6 +34,8 @@ def check_destination(path: Path, what: str, *, lock: bool) -> None:
     `lock` also checks the token file's lock file beside it, which the daemons share.
     """
     _check_path(path, what)
+    if lock:
+        _check_token_file(path, what)
     folder = path.parent
     if not folder.is_dir():
         raise ConfigError(
@@ -78,6 +82,27 @@ def _check_path(path: Path, what: str) -> None:
         raise ConfigError(f"{what} {path} is a folder; name a file in it")
     if not stat.S_ISREG(mode):
         raise ConfigError(f"{what} {path} is not a regular file")
+
+
+def _check_token_file(path: Path, what: str) -> None:
+    """The token file is replaced by a rename: only an earlier token file (a JSON object, or an
+    empty file) may stand there, never a file a user keeps under that name by mistake."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(TOKEN_FILE_LIMIT + 1)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot read what is there ({exc.strerror})") from None
+    try:
+        document = json.loads(head) if head.strip() else {}
+    except (ValueError, RecursionError):
+        document = None
+    if not isinstance(document, dict) or len(head) > TOKEN_FILE_LIMIT:
+        raise ConfigError(
+            f"{what} {path} exists and is not a token file; gexbot replaces only its own token"
+            " file: move it away or name another file, before logging in"
+        )
 
 
 def rescue_folders() -> list[Path]:

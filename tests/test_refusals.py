@@ -355,8 +355,8 @@ CASES: list[Case] = [
         (("--sweep", "{missing}"), "missing.yaml: no such file; pass the file python -m"
          " gexbot.sweep --db wrote"),
         (("--sweep", "{folder}"), "folder is a directory; pass the file python -m gexbot.sweep"),
-        (("--sweep", "{garbage}"), "garbage.bin is not a sweep results database"),
-        (("--sweep", "{sqlite}"), "sqlite.db is a SQLite file, not a sweep results database"),
+        (("--sweep", "{garbage}"), "garbage.bin is not a DuckDB database (it does not start"),
+        (("--sweep", "{sqlite}"), "sqlite.db is not a DuckDB database (a SQLite database)"),
         (("--sweep", "{duckdb}"), "duckdb.db is not a sweep results database (it has no sweeps"),
         (("--sweep", "{duckdb}", "--metric", "x"), "argument --metric: invalid choice: 'x'"),
         (("--sweep-id", "x"), "--sweep-id chooses what the sweep section shows; add --sweep"),

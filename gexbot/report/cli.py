@@ -34,6 +34,8 @@ from gexbot.report.sweepsource import METRIC_NAMES, Sweep
 from gexbot.shell.logs import setup_logging
 
 log = logging.getLogger("gexbot.report")
+REPORT_HEAD_BYTES = 4096
+"""A report names itself in its `<title>`, within its first bytes (the scripts come after)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,8 +87,7 @@ def run(args: argparse.Namespace) -> int:
     chosen = (args.variant or "all").lower()
     variant = None if chosen == "all" else chosen
     out = Path(args.out)
-    if out.is_dir():
-        raise ConfigError(f"--out {out} is a directory; name the HTML file to write")
+    check_out(out)
     sweep = _read_sweep(args) if args.sweep is not None else None
     ledger = read_ledger(db, variant, args.start, args.end) if db is not None else None
     generated = datetime.now(EASTERN)
@@ -143,6 +144,28 @@ def _sweep_sections(sweep: Sweep, args: argparse.Namespace) -> list[str]:
         raise ConfigError(f"--sweep needs the research extra ({missing.name} is not installed):"
                           " pip install 'gexbot[research]'") from None
     return sweep_sections(sweep, args.x, args.y, args.metric)
+
+
+def check_out(out: Path) -> None:
+    """Refuse an `--out` that is not free or an earlier report: the page replaces the file at
+    `--out`, and a database, a document or a link a user keeps there is not gexbot's to
+    replace (checked before anything is read)."""
+    if out.is_symlink():
+        raise ConfigError(f"--out {out} is a symbolic link; name the file it points to")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; name the HTML file to write")
+    try:
+        with out.open("rb") as handle:
+            head = handle.read(REPORT_HEAD_BYTES)
+    except FileNotFoundError:
+        return
+    except OSError as problem:
+        raise ConfigError(f"--out {out}: cannot read what is there ({problem.strerror})") from None
+    if not (head.startswith(b"<!DOCTYPE html>") and b"<title>gexbot " in head):
+        raise ConfigError(
+            f"--out {out} exists and is not a report gexbot wrote; gexbot replaces only its own"
+            " reports: move it away or name another --out"
+        )
 
 
 def _write(out: Path, page: str) -> None:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from gexbot.core.session import EASTERN
 from gexbot.errors import ConfigError
+from gexbot.shell.dbfile import FileHeld, connect_reader, first_line
 from gexbot.shell.schema import DECISION_COLUMNS, TRADE_COLUMNS
 
 DECISION_FIELDS = (
@@ -36,14 +37,6 @@ KINDS = dict((*DECISION_COLUMNS, *TRADE_COLUMNS))
 """Each column's SQL type (the two tables agree on the types of the names they share)."""
 READ_RETRIES = 10
 RETRY_DELAY_S = 0.2
-NO_EXTENSIONS: dict[str, str | bool | int | float | list[str]] = {
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-}
-"""A reader never fetches or loads DuckDB extensions (a SQLite file would otherwise ask for
-the sqlite extension from the network)."""
-
-
 @dataclass(frozen=True)
 class Ledger:
     """What a report shows: decision and trade rows, times in New York, oldest first."""
@@ -106,7 +99,7 @@ def read_ledger(
             raise ConfigError(_no_session(path, variant, start, end, span))
         trades = _read(con, "trades", TRADE_FIELDS, "timestamp", chosen, low, high)
     except duckdb.Error as problem:
-        raise ConfigError(f"{path}: cannot read it ({_first_line(problem)})") from None
+        raise ConfigError(f"{path}: cannot read it ({first_line(problem)})") from None
     finally:
         con.close()
     return Ledger(decisions, trades, str(path))
@@ -125,27 +118,18 @@ def check_file(path: Path, hint: str) -> None:
 
 
 def connect_read_only(
-    path: Path, wait: Callable[[float], None], holder: str, what: str = "a gexbot database"
+    path: Path, wait: Callable[[float], None], holder: str, option: str = "--db"
 ) -> duckdb.DuckDBPyConnection:
     """A read-only connection, retried for a moment while a writer holds the file; `holder`
-    says in the refusal who may hold it and what to do, `what` what the file should be."""
-    for attempt in range(READ_RETRIES + 1):
-        if attempt:
-            wait(RETRY_DELAY_S)
-        try:
-            con = duckdb.connect(str(path), read_only=True, config=NO_EXTENSIONS)
-        except duckdb.Error as problem:
-            text = str(problem)
-            if "lock" in text.lower():
-                continue
-            if "sqlite" in text.lower():
-                raise ConfigError(f"{path} is a SQLite file, not {what}") from None
-            raise ConfigError(
-                f"{path} is not {what} (not a DuckDB file: {_first_line(problem)})"
-            ) from None
-        con.execute("SET TimeZone = 'UTC'")
-        return con
-    raise ConfigError(f"{path} is held by another process ({holder})")
+    says in the refusal who may hold it and what to do, `option` names the file's option.
+
+    What the file is comes from its first bytes, never from the words of DuckDB's error (a path
+    that merely contains "lock" or "sqlite" says nothing about the file).
+    """
+    try:
+        return connect_reader(path, wait, READ_RETRIES, RETRY_DELAY_S, option)
+    except FileHeld:
+        raise ConfigError(f"{path} is held by another process ({holder})") from None
 
 
 def _check_tables(con: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -242,7 +226,3 @@ def normalized(frame: pd.DataFrame, fields: Sequence[str]) -> pd.DataFrame:
             frame[name] = column.astype(object).where(column.notna(), None)
     return frame.reset_index(drop=True)
 
-
-def _first_line(problem: BaseException) -> str:
-    lines = str(problem).strip().splitlines()
-    return lines[0] if lines else type(problem).__name__

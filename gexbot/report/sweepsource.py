@@ -80,7 +80,7 @@ def read_sweep(
     """The sweep `sweep` (a key, or a prefix naming one) of the file, the latest when None."""
     path = Path(path)
     check_file(path, HINT)
-    con = connect_read_only(path, wait, SWEEP_HOLDS, "a sweep results database")
+    con = connect_read_only(path, wait, SWEEP_HOLDS, "--sweep")
     try:
         tables = _check_tables(con, path)
         listing = con.execute(

@@ -17,6 +17,7 @@ import duckdb
 import pandas as pd
 
 from gexbot.errors import ConfigError
+from gexbot.shell.dbfile import FileHeld, check_database_path, connect
 from gexbot.shell.schema import TRADE_COLUMNS, transaction
 
 RUN_COLUMNS = (
@@ -42,18 +43,30 @@ TABLES = {
 @contextlib.contextmanager
 def results_database(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """An open results database with its tables; ConfigError in one line if it cannot be."""
+    con = open_results(path)
     try:
-        con = duckdb.connect(str(path))
-    except duckdb.Error as problem:
-        first = (str(problem).strip().splitlines() or [type(problem).__name__])[0]
-        raise ConfigError(f"{path}: cannot open the results database ({first})") from None
-    try:
-        con.execute("SET TimeZone = 'UTC'")
         for table, columns in TABLES.items():
             _ensure(con, path, table, columns)
         yield con
     finally:
         con.close()
+
+
+def open_results(path: Path) -> duckdb.DuckDBPyConnection:
+    """A connection to a results database of backtests or sweeps (made when missing).
+
+    The same checks as the daemon's file: only a local DuckDB file, never another program's
+    file (a SQLite file is refused before DuckDB would fetch an extension for it), never the
+    in-memory database that would keep nothing; each refusal one line.
+    """
+    check_database_path(path)
+    try:
+        return connect(path)
+    except FileHeld:
+        raise ConfigError(
+            f"{path} is held open by another process (another backtest or sweep, a reader);"
+            " wait for it or pass another --db"
+        ) from None
 
 
 def _ensure(con: duckdb.DuckDBPyConnection, path: Path, table: str,

@@ -33,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 
 from gexbot.errors import ConfigError
+from gexbot.research.resultsdb import open_results
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sweeps (
@@ -77,10 +78,11 @@ class SweepStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+        self._con = open_results(self.path)
         try:
-            self._con = duckdb.connect(str(self.path))
             self._con.execute(_SCHEMA)
         except duckdb.Error as problem:
+            self._con.close()
             raise ConfigError(
                 f"{self.path}: cannot use as the results database ({_first_line(problem)})"
             ) from None

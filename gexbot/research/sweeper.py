@@ -40,6 +40,7 @@ from gexbot.research.params import apply_overrides, kernel_vector, split_overrid
 from gexbot.research.sweepdb import SweepStore
 from gexbot.research.walkforward import walk_forward
 from gexbot.settings import Preset, load_variant
+from gexbot.shell.dbfile import check_database_path
 from gexbot.shell.notify import signed_usd, usd
 
 MAX_CHUNK = 500
@@ -101,6 +102,7 @@ def run_sweep(
         raise ConfigError(f"--metric {plan.metric}: expected one of {', '.join(metrics.METRICS)}")
     if plan.scheduler is None and plan.workers < 1:
         raise ConfigError(f"--workers must be at least 1 (got {plan.workers})")
+    check_database_path(plan.db)  # before the work, not after it
     prepared = _prepare(plan)
     dates = prepared.feature_sets[0].dates
     if plan.walk_forward is not None and len(dates) <= plan.walk_forward[0]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,9 +61,16 @@ def write_session(path: Path, features: SessionFeatures, provenance: dict[str, A
             "session": features.facts}
     table = pa.table(arrays).replace_schema_metadata({META_KEY: json.dumps(meta)})
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    pq.write_table(table, partial)
-    os.replace(partial, path)
+    # A new file under a name no one can guess: a link planted at a predictable name would
+    # have the table written through it, over whatever it points to.
+    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            pq.write_table(table, handle)
+        os.replace(partial, path)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 def read_session(path: Path) -> StoredSession:

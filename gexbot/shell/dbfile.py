@@ -13,10 +13,12 @@ out: a path that merely contains "lock" is not a lock conflict.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -44,28 +46,31 @@ class FileHeld(Exception):
     """Another process (a reader, the other variant's daemon) holds the database file now."""
 
 
-def check_database_name(path: Path) -> None:
-    """Refuse a name that DuckDB would not read as a local file, or that names no file."""
+def check_database_name(path: Path, option: str = "--db") -> None:
+    """Refuse a name that DuckDB would not read as a local file, or that names no file
+    (`option` is how the user gave the path)."""
     text = str(path)
     if text.startswith(":memory:"):
         raise ConfigError(
-            f"--db {text} is DuckDB's in-memory database, which keeps nothing once the run"
+            f"{option} {text} is DuckDB's in-memory database, which keeps nothing once the run"
             " ends; name a file"
         )
     service = _SERVICE.match(text)
     if service is not None and not path.exists():
         raise ConfigError(
-            f"--db {text} is not a local file: DuckDB reads '{service.group(0)}' as a network"
+            f"{option} {text} is not a local file: DuckDB reads '{service.group(0)}' as a network"
             " service or an extension; gexbot writes a local DuckDB file (give an absolute path"
             " for a file of that name)"
         )
     if path.name in ("", "..", "."):
-        raise ConfigError(f"--db names no file ({text!r}); name a DuckDB file such as trades.db")
+        raise ConfigError(
+            f"{option} names no file ({text!r}); name a DuckDB file such as trades.db"
+        )
 
 
-def check_database_path(path: Path) -> None:
+def check_database_path(path: Path, option: str = "--db") -> None:
     """Refuse, touching nothing, a path that is not (or cannot become) a DuckDB file of ours."""
-    check_database_name(path)
+    check_database_name(path, option)
     if path.is_dir():
         raise ConfigError(f"{path} is a folder; name a DuckDB file inside it")
     try:
@@ -82,7 +87,8 @@ def check_database_path(path: Path) -> None:
     else:
         what = "an empty file" if not head else "it does not start as one"
     raise ConfigError(
-        f"{path} is not a DuckDB database ({what}); gexbot leaves it untouched: pass another --db"
+        f"{path} is not a DuckDB database ({what}); gexbot leaves it untouched: pass another"
+        f" {option}"
     )
 
 
@@ -101,6 +107,24 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         ) from None
     con.execute("SET TimeZone = 'UTC'")
     return con
+
+
+def connect_reader(
+    path: Path, wait: Callable[[float], None], retries: int, delay: float, option: str = "--db"
+) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the DuckDB file at `path`, tried `retries` more times `delay`
+    apart while a writer holds it; FileHeld when it still does.
+
+    The file is checked first (`check_database_path`): what it is comes from its first bytes,
+    never from the words of DuckDB's error, which quote the path.
+    """
+    check_database_path(path, option)
+    for attempt in range(retries + 1):
+        if attempt:
+            wait(delay)
+        with contextlib.suppress(FileHeld):
+            return connect(path, read_only=True)
+    raise FileHeld
 
 
 def remove_replay_database(

@@ -18,7 +18,7 @@ import pandas as pd
 
 from gexbot.core.session import EASTERN
 from gexbot.errors import ConfigError
-from gexbot.shell.dbfile import FileHeld, check_database_path, connect, first_line
+from gexbot.shell.dbfile import FileHeld, connect_reader, first_line
 from gexbot.shell.schema import DECISION_COLUMNS, TRADE_COLUMNS, Columns, names
 
 READ_RETRIES = 10
@@ -54,7 +54,6 @@ def _frame(
 ) -> pd.DataFrame:
     if not path.exists():
         raise ConfigError(f"{path}: no such database file")
-    check_database_path(path)
     where: list[str] = ["TRUE"]
     params: list[object] = []
     if variant is not None:
@@ -84,14 +83,10 @@ def _frame(
 
 
 def _connect(path: Path, wait: Callable[[float], None]) -> duckdb.DuckDBPyConnection:
-    for attempt in range(READ_RETRIES + 1):
-        if attempt:
-            wait(READ_RETRY_DELAY_S)
-        try:
-            return connect(path, read_only=True)
-        except FileHeld:
-            continue
-    raise ConfigError(
-        f"{path} is held open by another process (a reader such as duckdb or a notebook);"
-        " close it and try again"
-    )
+    try:
+        return connect_reader(path, wait, READ_RETRIES, READ_RETRY_DELAY_S)
+    except FileHeld:
+        raise ConfigError(
+            f"{path} is held open by another process (a reader such as duckdb or a notebook);"
+            " close it and try again"
+        ) from None

@@ -103,9 +103,9 @@ def _folder(path: Path) -> Path:
 REFUSALS: list[tuple[str, Callable[[Path], Path], list[str], str]] = [
     ("missing file", lambda p: p, [], "no such file"),
     ("a directory", _folder, [], "is a directory"),
-    ("a SQLite file", _sqlite, [], "is a SQLite file, not a gexbot database"),
-    ("random bytes", bytes_file(os.urandom(4096)), [], "is not a gexbot database (not a DuckDB"),
-    ("an empty file", bytes_file(b""), [], "is not a gexbot database (not a DuckDB"),
+    ("a SQLite file", _sqlite, [], "is not a DuckDB database (a SQLite database)"),
+    ("random bytes", bytes_file(os.urandom(4096)), [], "is not a DuckDB database (it does not"),
+    ("an empty file", bytes_file(b""), [], "is not a DuckDB database (an empty file)"),
     ("another program's DuckDB", _foreign_duckdb, [], "it has no decisions table"),
     ("other columns", _wrong_columns, [], "table decisions lacks the column(s) spot"),
     ("empty gexbot tables", lambda p: write_db(p, []), [], "holds no decisions yet"),
@@ -118,6 +118,11 @@ REFUSALS: list[tuple[str, Callable[[Path], Path], list[str], str]] = [
     ("out is a directory", two_variants, ["--out", "{tmp}"], "is a directory; name the HTML"),
     ("out in a missing folder", two_variants, ["--out", "{tmp}/no/such/r.html"],
      "cannot write there"),
+    ("out is the database", two_variants, ["--out", "{tmp}/input.db"],
+     "exists and is not a report gexbot wrote"),
+    ("out is a user's page", two_variants, ["--out", "{tmp}/mine.html"],
+     "exists and is not a report gexbot wrote"),
+    ("out is a link", two_variants, ["--out", "{tmp}/link.html"], "is a symbolic link"),
 ]
 
 
@@ -133,10 +138,43 @@ def test_bad_input_is_one_line_and_exit_2(
 ) -> None:
     db = make(tmp_path / "input.db")
     out = tmp_path / "out.html"
+    (tmp_path / "mine.html").write_text("<!DOCTYPE html><title>my notes</title>")
+    (tmp_path / "link.html").symlink_to(tmp_path / "mine.html")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
     args = [arg.replace("{tmp}", str(tmp_path)) for arg in extra]
     if "--out" not in args:
         args += ["--out", str(out)]
     assert_refused(capsys, ["--db", str(db), *args], out, expected)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert (tmp_path / "link.html").is_symlink()
+
+
+def test_a_report_replaces_only_an_earlier_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = two_variants(tmp_path / "run.db")
+    out = tmp_path / "r.html"
+    assert run(capsys, "--db", str(db), "--out", str(out))[0] == 0
+    first = out.read_bytes()
+    assert run(capsys, "--db", str(db), "--variant", "es", "--out", str(out))[0] == 0
+    assert out.read_bytes() != first
+    assert b"<title>gexbot report: ES</title>" in out.read_bytes()
+
+
+def test_a_path_that_merely_contains_lock_or_sqlite_is_read_for_what_the_file_is(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "lock-sqlite"
+    folder.mkdir()
+    junk = folder / "locked.db"
+    junk.write_bytes(b"no database here")
+    waits: list[float] = []
+    with pytest.raises(ConfigError, match=r"is not a DuckDB database \(it does not") as refused:
+        read_ledger(junk, None, wait=waits.append)
+    assert "held" not in str(refused.value)
+    assert waits == []
+    assert junk.read_bytes() == b"no database here"
+    assert len(read_ledger(two_variants(folder / "sqlite.db"), None).decisions) == 90
 
 
 def test_a_bad_date_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:

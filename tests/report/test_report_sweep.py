@@ -384,10 +384,10 @@ def _sweeps_table_only(path: Path) -> Path:
 REFUSALS: list[tuple[str, Callable[[Path], Path], list[str], str]] = [
     ("missing file", lambda p: p, [], "no such file; pass the file python -m gexbot.sweep"),
     ("a directory", lambda p: (p.mkdir(), p)[1], [], "is a directory"),
-    ("random bytes", bytes_file(os.urandom(4096)), [], "is not a sweep results database (not a"
-     " DuckDB file"),
-    ("an empty file", bytes_file(b""), [], "is not a sweep results database (not a DuckDB file"),
-    ("a SQLite file", _sqlite, [], "is a SQLite file, not a sweep results database"),
+    ("random bytes", bytes_file(os.urandom(4096)), [], "is not a DuckDB database (it does not"
+     " start as one); gexbot leaves it untouched: pass another --sweep"),
+    ("an empty file", bytes_file(b""), [], "is not a DuckDB database (an empty file)"),
+    ("a SQLite file", _sqlite, [], "is not a DuckDB database (a SQLite database)"),
     ("an empty DuckDB file", _duckdb(), [], "it has no sweeps table); pass the file"),
     ("the daemon's database", _daemon, [], "it is a daemon's database: pass it as --db"),
     ("a sweeps table alone", _duckdb("CREATE TABLE sweeps (sweep VARCHAR)"), [],

@@ -224,7 +224,7 @@ def test_a_results_database_that_is_not_one_is_refused(
     code = backtest.main(["--variant", "es", "--features", str(built), "--db", str(bad)])
     out, err = capsys.readouterr()
     assert code == 2, err
-    assert "cannot open the results database" in err
+    assert "is not a DuckDB database" in err
     assert "Traceback" not in out + err
 
 

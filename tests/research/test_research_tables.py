@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import date
 from pathlib import Path
 
@@ -92,6 +93,20 @@ def test_a_corrupt_table_is_rebuilt(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert any("rebuilding 1 of 2" in line and "not a readable Parquet file" in line
                for line in _lines(caplog))
     assert np.array_equal(again.columns["spot"], good.columns["spot"], equal_nan=True)
+
+
+def test_a_table_is_never_written_through_a_link_planted_beside_it(tmp_path: Path) -> None:
+    good = load_features("es", SPEC, tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("a user's file\n")
+    table = good.directory / "2026-11-27.parquet"
+    table.unlink()
+    for name in (f".{table.name}.{os.getpid()}.partial", f".{table.name}.partial"):
+        (good.directory / name).symlink_to(victim)
+    again = load_features("es", SPEC, tmp_path, workers=1)
+    assert victim.read_text() == "a user's file\n"
+    assert np.array_equal(again.columns["spot"], good.columns["spot"], equal_nan=True)
+    assert not [p for p in good.directory.glob(".*") if not p.is_symlink()]
 
 
 def test_a_truncated_table_is_rebuilt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
