@@ -20,6 +20,7 @@ second write changes nothing.
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import logging
 import os
@@ -27,7 +28,8 @@ import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, BinaryIO
 
 from gexbot.errors import ConfigError
 from gexbot.shell.schema import DECISION_COLUMNS, TRADE_COLUMNS, Columns, Row
@@ -36,8 +38,10 @@ from gexbot.shell.state_codec import StateFormatError, state_from_json
 FORMAT = "gexbot-pending"
 VERSION = 2
 MAX_LINE_BYTES = 4 << 20
-"""A minute's line is a few kilobytes; anything far larger is not one (and is not parsed)."""
+"""A minute's line is a few kilobytes; anything far larger is not one: it is not parsed, and is
+moved aside a chunk at a time, so a line of any length costs at most this much memory."""
 _FILE_MODE = 0o644
+_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,16 +204,56 @@ def _not_ours(path: Path, what: str) -> str:
 
 def _append(path: Path, text: bytes) -> None:
     """Append `text` to `path` (created if missing) and make it durable before returning."""
-    fd = _open_own(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
-    try:
-        view = memoryview(text)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except OSError as problem:
-        raise OSError(problem.errno, problem.strerror, str(path)) from None
-    finally:
-        os.close(fd)
+    with _Appender(path) as appender:
+        appender.write(text)
+
+
+class _Appender:
+    """Appends to a file of ours, opened at the first write, fsynced and closed on leaving; an
+    OSError names the file (for the one-line full-disk or read-only message)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def write(self, data: bytes) -> None:
+        try:
+            if self._fd is None:
+                self._fd = _open_own(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as problem:
+            raise OSError(problem.errno, problem.strerror, str(self.path)) from None
+
+    def __enter__(self) -> _Appender:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if kind is None:
+                os.fsync(fd)
+        except OSError as problem:
+            raise OSError(problem.errno, problem.strerror, str(self.path)) from None
+        finally:
+            os.close(fd)
+
+
+def _copy_rest_of_line(source: BinaryIO, appender: _Appender) -> None:
+    """Move what is left of an overlong line to `appender`, a chunk at a time."""
+    while True:
+        chunk = source.readline(_CHUNK_BYTES)
+        appender.write(chunk or b"\n")
+        if not chunk or chunk.endswith(b"\n"):
+            return
 
 
 class Journal:
@@ -248,28 +292,38 @@ class Journal:
             fd = _open_own(self.path, os.O_RDONLY)
         except FileNotFoundError:
             return []
-        with os.fdopen(fd, "rb") as handle:
-            data = handle.read()
         items: list[PendingMinute] = []
-        rejected: list[bytes] = []
+        rejected = 0
         first_reason = ""
-        for number, raw in enumerate(data.split(b"\n"), start=1):
-            if not raw.strip():
-                continue
-            try:
-                item = _parse(raw, self.variant, self.database_id)
-                if items and item.minute <= items[-1].minute:
-                    raise BadLine("not after the minute before it")
-            except BadLine as problem:
-                rejected.append(raw)
-                first_reason = first_reason or f"line {number}: {problem}"
-                continue
-            items.append(item)
+        with os.fdopen(fd, "rb") as handle, _Appender(self.rejected) as aside:
+            for number in itertools.count(1):
+                raw = handle.readline(MAX_LINE_BYTES + 1)
+                if not raw:
+                    break
+                try:
+                    if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                        aside.write(raw)
+                        _copy_rest_of_line(handle, aside)
+                        raise BadLine(f"longer than {MAX_LINE_BYTES} bytes")
+                    line = raw.removesuffix(b"\n")
+                    if not line.strip():
+                        continue
+                    try:
+                        item = _parse(line, self.variant, self.database_id)
+                        if items and item.minute <= items[-1].minute:
+                            raise BadLine("not after the minute before it")
+                    except BadLine:
+                        aside.write(line + b"\n")
+                        raise
+                except BadLine as problem:
+                    rejected += 1
+                    first_reason = first_reason or f"line {number}: {problem}"
+                    continue
+                items.append(item)
         if rejected:
-            _append(self.rejected, b"".join(line + b"\n" for line in rejected))
             self._log.warning(
                 "%s: %d line(s) set aside in %s (first, %s); kept %d minute(s)",
-                self.path, len(rejected), self.rejected.name, first_reason, len(items),
+                self.path, rejected, self.rejected.name, first_reason, len(items),
             )
         return items
 

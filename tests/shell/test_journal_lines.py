@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,31 @@ def test_a_journal_that_is_a_symbolic_link_is_refused_and_its_target_kept(
         Store(db, "es").open()
     assert target.read_text() == "keep me\n"
     assert not db.exists()
+
+
+@pytest.mark.parametrize("ending", [b"\n", b""], ids=["a line", "the last line, unended"])
+def test_a_huge_line_costs_a_bounded_amount_of_memory_and_is_set_aside_whole(
+    tmp_path: Path, ending: bytes
+) -> None:
+    db = tmp_path / "quant.db"
+    Store(db, "es").open().close()
+    journal = journal_of(db)
+    journal.append([pending(1)])
+    huge = b'{"format": "' + b"x" * (10 * MAX_LINE_BYTES) + b'"}'
+    with journal.path.open("ab") as handle:
+        handle.write(huge + ending)
+    del huge
+    tracemalloc.start()
+    try:
+        with Store(db, "es") as store:
+            restored = store.restore()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert restored is not None
+    assert restored.last_minute == minute(1)
+    assert peak < 3 * MAX_LINE_BYTES  # the whole line would be 10 times that, read thrice
+    set_aside = rejected_path(db, "es").read_bytes()
+    assert len(set_aside) == 10 * MAX_LINE_BYTES + len(b'{"format": ""}\n')
+    assert set_aside.startswith(b'{"format": "xxx')
+    assert set_aside.endswith(b'xxx"}\n')
