@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from gexbot.errors import ConfigError
-from gexbot.shell.dbfile import FileHeld, check_database_path, connect
+from gexbot.shell.dbfile import FileHeld, check_database_path, connect, write_failure
 from gexbot.shell.schema import TRADE_COLUMNS, transaction
 
 RUN_COLUMNS = (
@@ -42,12 +42,18 @@ TABLES = {
 
 @contextlib.contextmanager
 def results_database(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    """An open results database with its tables; ConfigError in one line if it cannot be."""
+    """An open results database with its tables; ConfigError in one line if it cannot be, and
+    StorageError in one line when a write in it fails for want of space or permission."""
     con = open_results(path)
     try:
         for table, columns in TABLES.items():
             _ensure(con, path, table, columns)
         yield con
+    except (duckdb.Error, OSError) as problem:
+        failure = write_failure(path, problem)
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         con.close()
 

@@ -17,10 +17,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import pytest
 
 import gexbot
-from gexbot.errors import ConfigError
+from gexbot.errors import ConfigError, StorageError
 from gexbot.research.resultsdb import results_database
 from gexbot.research.sweepdb import SweepStore
 
@@ -122,3 +123,10 @@ def test_a_file_held_by_another_process_is_one_line_even_under_a_lock_folder(
     finally:
         holder.communicate("\n", timeout=60)
     OPENERS[opener](path)
+
+
+def test_a_full_disk_while_a_run_is_stored_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "results.db"
+    with pytest.raises(StorageError) as refused, results_database(path):
+        raise duckdb.IOException(f'IO Error: Could not write "{path}": No space left on device')
+    assert str(refused.value) == f"{path}: no space left on device; free some space and start again"
