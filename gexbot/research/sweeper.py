@@ -18,6 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 
 from gexbot import __version__
@@ -40,10 +41,11 @@ from gexbot.research.params import apply_overrides, kernel_vector, split_overrid
 from gexbot.research.sweepdb import SweepStore
 from gexbot.research.walkforward import walk_forward
 from gexbot.settings import Preset, load_variant
-from gexbot.shell.dbfile import check_database_path
+from gexbot.shell.dbfile import check_database_path, write_failure
 from gexbot.shell.notify import signed_usd, usd
 
 MAX_CHUNK = 500
+RESUMES = ": the same command then computes only the combinations not yet stored"
 """Combinations per chunk at most: small enough that a lost worker costs little."""
 
 
@@ -125,6 +127,11 @@ def run_sweep(
         if todo:
             _compute(plan, prepared, sweep, todo, store, echo, progress, on_chunk)
         figures = _measure(plan, prepared, sweep, dates, store)
+    except (duckdb.Error, OSError) as problem:
+        failure = write_failure(plan.db, problem, RESUMES)
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         store.close()
     for line in describe(figures, prepared, plan):

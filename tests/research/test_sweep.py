@@ -11,11 +11,13 @@ import pytest
 from sweep_data import COMBINATIONS, DATA, DATA_ARGS, features_dir, plan, table
 
 from gexbot import sweep as sweep_cli
+from gexbot.errors import StorageError
 from gexbot.research import metrics
 from gexbot.research.cli import data_spec
 from gexbot.research.evaluate import evaluate_many
 from gexbot.research.featureset import load_features
 from gexbot.research.grid import load_grid
+from gexbot.research.sweepdb import SweepStore
 from gexbot.research.sweeper import run_sweep
 from gexbot.research.walkforward import parse_windows
 from gexbot.settings import load_variant
@@ -165,6 +167,23 @@ def test_the_command_refuses_bad_input_in_one_line(
     assert len(lines) == 1 or "usage:" in captured.err, lines
     assert message in lines[-1]
     assert "Traceback" not in captured.out + captured.err
+
+
+def test_a_full_disk_mid_sweep_is_one_line_and_the_rerun_finishes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(*_: object) -> int:
+        raise duckdb.IOException("IO Error: Could not write to file: No space left on device")
+
+    monkeypatch.setattr(SweepStore, "add_results", full)
+    with pytest.raises(StorageError) as refused:
+        run_sweep(plan(tmp_path), _quiet, progress=False)
+    assert str(refused.value) == (
+        f"{tmp_path / 'results.db'}: no space left on device; free some space and start again:"
+        " the same command then computes only the combinations not yet stored"
+    )
+    monkeypatch.undo()
+    assert run_sweep(plan(tmp_path), _quiet, progress=False).computed == COMBINATIONS
 
 
 def test_no_data_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
