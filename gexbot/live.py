@@ -220,7 +220,7 @@ def _run_daemon(
     )
     health: HealthServer | None = None
     if stop.is_set():
-        _close_transport(market.transport)
+        market.transport.close()
         log.info("stopped before the first minute: nothing traded, nothing written")
         return EXIT_OK
     with Store(
@@ -268,7 +268,7 @@ def _run_daemon(
                 gate.save_wait()
             if health is not None:
                 health.stop()
-            _close_transport(market.transport)
+            market.transport.close()
     for line in summary.lines():
         log.info("%s", line)
     return EXIT_OK
@@ -310,19 +310,15 @@ def _replay_model(replay: ReplayTransport, preset_model: HmmModel) -> HmmModel:
 
 def _attach(market: Market, redactor: Redactor, notifier: DiscordNotifier, label: str) -> None:
     """Give the transport the log redactor (fresh tokens) and an alert line (token expiry)."""
-    if hasattr(market.transport, "register_redactor"):
-        market.transport.register_redactor(redactor.add)
-    if hasattr(market.transport, "set_alerter"):
-        market.transport.set_alerter(
-            lambda title, message: notifier.alert(f"{label}: {title}", message, "warning")
-        )
+    market.transport.register_redactor(redactor.add)
+    market.transport.set_alerter(
+        lambda title, message: notifier.alert(f"{label}: {title}", message, "warning")
+    )
 
 
 def _resume_wait(market: Market, gate: AuthGate) -> None:
     """Go on with a wait after a passing refusal that a previous run remembered."""
-    watch = getattr(market.transport, "watch_refusals", None)
-    if callable(watch):
-        watch(gate.waiting(), gate.note_wait)
+    market.transport.watch_refusals(gate.waiting(), gate.note_wait)
 
 
 def _auth_gate(
@@ -468,10 +464,6 @@ def _start_health(
     return server
 
 
-def _close_transport(transport: object) -> None:
-    close = getattr(transport, "close", None)
-    if callable(close):
-        close()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import SessionTimes
 from gexbot.errors import ConfigError, GexbotError, ModelError
 from gexbot.market.sim import SimMarket
-from gexbot.market.transport import Transport
+from gexbot.market.transport import ManagedTransport
 from gexbot.model_io import read_model
 from gexbot.settings import Preset, Secrets
 
@@ -49,7 +49,7 @@ class SourceOptions:
 class Market:
     """The opened market: its transport, and the recordings when replaying."""
 
-    transport: Transport
+    transport: ManagedTransport
     replay: ReplayTransport | None
 
     def replay_sessions(self, calendar: TradingCalendar) -> list[SessionTimes]:
@@ -101,7 +101,7 @@ def open_market(
     secrets a recorder masks.
     """
     replay: ReplayTransport | None = None
-    transport: Transport
+    transport: ManagedTransport
     if options.replay:
         from gexbot.market.replay import ReplayTransport
 

@@ -132,9 +132,7 @@ def run(
     calendar = TradingCalendar(preset.calendar, preset.strategy.flatten_minutes_before_close)
     options = SourceOptions(source=args.source, seed=args.seed, replay=args.replay, record=None)
     market = open_market(options, preset, calendar, env)
-    register = getattr(market.transport, "register_redactor", None)
-    if callable(register):
-        register(secret)
+    market.transport.register_redactor(secret)
     asked = _training_sessions(args, options, preset, calendar, market)
     gathered = gather_closes(market, options, preset, asked)
     sessions = [session for session, _ in gathered]

@@ -1,4 +1,4 @@
-"""An independent reading of DESIGN.md's rules, applied to the rows a run wrote.
+"""An independent reading of the strategy's rules, applied to the rows a run wrote.
 
 Nothing here calls the engine: every rule is re-derived from what a `decisions` row shows (spot,
 features, bands, position, target, stop) and the preset's numbers, in plain Python, so a rule

@@ -32,7 +32,7 @@ from gexbot.market import recfile
 from gexbot.market.recording import RecordingTransport
 from gexbot.market.replay import minute_key
 from gexbot.market.sim import SimMarket
-from gexbot.market.transport import ENDPOINTS, Endpoint, Exchange, Transport
+from gexbot.market.transport import ENDPOINTS, Endpoint, Exchange, ManagedTransport, Transport
 from gexbot.model_io import read_model
 from gexbot.settings import Preset, load_variant
 from gexbot.shell.reader import trades_frame
@@ -43,7 +43,7 @@ OUTAGE_DAY = date(2026, 10, 14)
 FAULTS = ("429", "timeout", "500", "malformed", "truncated")
 
 
-class FaultyMarket:
+class FaultyMarket(ManagedTransport):
     """The simulated market behind a flaky network: (minute, endpoint) -> a way to fail."""
 
     def __init__(self, inner: Transport, faults: dict[tuple[datetime, str], str]) -> None:

@@ -1,7 +1,8 @@
 """Paper fills, half-Kelly sizing and realized PnL: the money arithmetic of the strategy.
 
-Kept apart from the engine so each formula of DESIGN.md ("Size", "Entry fill", "PnL") is one
-small function with its own tests, and the engine reads as the rules rather than arithmetic.
+Kept apart from the engine so each formula of the strategy (README, "The strategy": the size,
+the entry fill, the PnL) is one small function with its own tests, and the engine reads as the
+rules rather than arithmetic.
 """
 
 from __future__ import annotations

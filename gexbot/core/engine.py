@@ -6,7 +6,7 @@ bit. Every minute yields exactly one `Decided` event saying what held and what b
 `Opened`, `Closed` and the session events come along when they happen. The conditions
 themselves are in `rules.py`.
 
-Rule order within a minute (DESIGN.md, "The strategy, exactly"):
+Rule order within a minute (docs/design.md, "The rules within a minute"):
 1. a new session date resets the session's buffers and facts;
 2. the spot and order-flow sample enter the bounded buffers, features are computed;
 3. an open position is checked for exits, first match wins: STOP_LOSS, TARGET, REGIME_FLIP,

@@ -1,7 +1,8 @@
 """The strategy's conditions: when an open position exits, and what blocks an entry.
 
-Each function reads one minute's state, snapshot and features and says what the rules of
-DESIGN.md ("The strategy, exactly") make of them; `engine.step` applies the verdicts. Kept
+Each function reads one minute's state, snapshot and features and says what the strategy's
+rules make of them (README, "The strategy"; where their wording leaves a choice, the reading
+taken is in docs/design.md, "Readings of the rules"); `engine.step` applies the verdicts. Kept
 apart from the fold so that each rule reads as written, beside its neighbours.
 """
 

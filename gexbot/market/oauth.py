@@ -20,9 +20,10 @@ from datetime import datetime, timedelta
 
 from gexbot.core.session import EASTERN
 from gexbot.errors import AuthError, ConfigError
-from gexbot.market.refusal import RefusalWait, first_wait, surely_expired
+from gexbot.market.refusal import RefusalWait, WaitListener, first_wait, surely_expired
 from gexbot.market.token_endpoint import TokenEndpoint, TokenRefused, TokenUnavailable
 from gexbot.market.tokens import TokenFile, Tokens, describe_span
+from gexbot.market.transport import Alert
 
 REFRESH_MARGIN = timedelta(minutes=2)
 """Refresh this long before the access token expires."""
@@ -32,12 +33,8 @@ WARN_BEFORE_EXPIRY = timedelta(hours=24)
 REAUTHORIZE = "re-authorize with `python -m gexbot.auth`"
 log = logging.getLogger("gexbot.schwab")
 
-Alert = Callable[[str, str], None]
-"""An operator alert: (title, message)."""
 Secret = Callable[[str], None]
 """Registers a secret with the log redactor."""
-WaitListener = Callable[[RefusalWait | None], None]
-"""Told each time the wait after a passing refusal starts, grows or ends (None)."""
 
 
 class AccessTokens:

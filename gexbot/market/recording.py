@@ -28,7 +28,16 @@ from gexbot.core.session import EASTERN
 from gexbot.documents import load_json
 from gexbot.errors import ConfigError
 from gexbot.market import recfile
-from gexbot.market.transport import ENDPOINTS, Endpoint, Exchange, Transport
+from gexbot.market.refusal import RefusalWait, WaitListener
+from gexbot.market.transport import (
+    ENDPOINTS,
+    Alert,
+    Endpoint,
+    Exchange,
+    ManagedTransport,
+    SecretListener,
+    Transport,
+)
 from gexbot.redaction import Masker
 
 log = logging.getLogger("gexbot.recording")
@@ -58,7 +67,7 @@ def exchange_line(exchange: Exchange, at: datetime, params: Mapping[str, str]) -
     }
 
 
-class RecordingTransport:
+class RecordingTransport(ManagedTransport):
     """Answers through `transport` and appends each exchange to DIR/<variant>/<day>.jsonl.gz.
 
     Parameters
@@ -103,37 +112,42 @@ class RecordingTransport:
                 self._write(self._session_of(at), line)
         return exchange
 
-    def register_redactor(self, add: Callable[[str], object]) -> None:
+    @property
+    def _inner(self) -> ManagedTransport | None:
+        """The wrapped transport, when it has the run's hooks (a bare `get` has none)."""
+        return self.transport if isinstance(self.transport, ManagedTransport) else None
+
+    def register_redactor(self, add: SecretListener) -> None:
         """Pass the log redactor on to the wrapped transport, and learn its secrets too."""
-        inner = getattr(self.transport, "register_redactor", None)
-        if not callable(inner):
+        inner = self._inner
+        if inner is None:
             return
 
         def both(secret: str) -> None:
             add(secret)
             self._masker.add(secret)
 
-        inner(both)
+        inner.register_redactor(both)
 
-    def set_alerter(self, alert: Callable[[str, str], object] | None) -> None:
+    def set_alerter(self, alert: Alert | None) -> None:
         """Pass the operator-alert callback on to the wrapped transport (token expiry)."""
-        inner = getattr(self.transport, "set_alerter", None)
-        if callable(inner):
-            inner(alert)
+        inner = self._inner
+        if inner is not None:
+            inner.set_alerter(alert)
 
-    def watch_refusals(self, resume: object, listener: Callable[[Any], object]) -> None:
+    def watch_refusals(self, resume: RefusalWait | None, listener: WaitListener) -> None:
         """Pass the remembered token wait and its listener on to the wrapped transport."""
-        inner = getattr(self.transport, "watch_refusals", None)
-        if callable(inner):
-            inner(resume, listener)
+        inner = self._inner
+        if inner is not None:
+            inner.watch_refusals(resume, listener)
 
     def close(self) -> None:
         """Finish the open file (gzip trailer) and close the wrapped transport."""
         with self._lock:
             self._finish()
-        close = getattr(self.transport, "close", None)
-        if callable(close):
-            close()
+        inner = self._inner
+        if inner is not None:
+            inner.close()
 
     def _encode(self, exchange: Exchange, at: datetime, params: Mapping[str, str]) -> bytes | None:
         try:

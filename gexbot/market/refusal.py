@@ -17,6 +17,7 @@ The wait is a plain value, kept by the token holder and remembered in the databa
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 
@@ -103,6 +104,10 @@ class RefusalWait:
         if not FIRST_PAUSE <= wait.pause <= MAX_PAUSE or wait.refusals < 1:
             raise ValueError("pause or count out of range")
         return wait
+
+
+WaitListener = Callable[[RefusalWait | None], None]
+"""Told each time the wait after a passing refusal starts, grows or ends (None)."""
 
 
 def first_wait(at: datetime, message: str) -> RefusalWait:

@@ -29,7 +29,7 @@ from gexbot.documents import unique_keys
 from gexbot.errors import ConfigError
 from gexbot.market import recfile
 from gexbot.market.recording import eastern_date
-from gexbot.market.transport import ENDPOINTS, Endpoint, Exchange
+from gexbot.market.transport import ENDPOINTS, Endpoint, Exchange, ManagedTransport
 
 log = logging.getLogger("gexbot.replay")
 MAX_LINE_WARNINGS = 5
@@ -297,7 +297,7 @@ def _index_key(raw: bytes) -> tuple[_MinuteKey, dict[str, str]]:
     return (endpoint, minute_key(at)), query_params(endpoint, _loads(found.group(3)))
 
 
-class ReplayTransport:
+class ReplayTransport(ManagedTransport):
     """Serves recorded exchanges by the matching rule; `variant` and `sessions()` describe them.
 
     Parameters

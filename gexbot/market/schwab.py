@@ -35,9 +35,9 @@ import requests
 
 from gexbot.core.session import EASTERN
 from gexbot.documents import load_answer
-from gexbot.market.oauth import AccessTokens, Alert, WaitListener
+from gexbot.market.oauth import AccessTokens
 from gexbot.market.rate import RequestWindow, retry_after_seconds
-from gexbot.market.refusal import RefusalWait
+from gexbot.market.refusal import RefusalWait, WaitListener
 from gexbot.market.schwab_config import (
     CONNECT_TIMEOUT_S,
     DEFAULT_BASE_URL,
@@ -46,7 +46,7 @@ from gexbot.market.schwab_config import (
 )
 from gexbot.market.token_endpoint import TokenEndpoint, TokenUnavailable
 from gexbot.market.tokens import TokenFile
-from gexbot.market.transport import Endpoint, Exchange
+from gexbot.market.transport import Alert, Endpoint, Exchange, ManagedTransport, SecretListener
 from gexbot.redaction import Masker, basic_credentials
 
 DATA_PATHS: dict[Endpoint, str] = {
@@ -97,7 +97,7 @@ class _Answer:
         return self.status is None or 500 <= self.status <= 599
 
 
-class SchwabTransport:
+class SchwabTransport(ManagedTransport):
     """Market data from Schwab (or a stand-in at `base_url`), OAuth included.
 
     `sleep` and `monotonic` are the real waits and the real elapsed time, injectable so that
@@ -121,7 +121,7 @@ class SchwabTransport:
         self._local = threading.local()
         self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
-        self._redactors: list[Callable[[str], None]] = []
+        self._redactors: list[SecretListener] = []
         basic = basic_credentials(config.app_key, config.app_secret)
         self._secrets: set[str] = {config.app_key, config.app_secret, basic}
         self._masker = Masker(self._secrets)
@@ -151,7 +151,7 @@ class SchwabTransport:
 
     # ------------------------------------------------------------------ wiring
 
-    def register_redactor(self, add: Callable[[str], None]) -> None:
+    def register_redactor(self, add: SecretListener) -> None:
         """Have `add` mask every secret this transport knows now or learns later."""
         with self._lock:
             self._redactors.append(add)

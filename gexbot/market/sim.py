@@ -27,7 +27,7 @@ from gexbot.core.types import FloatArray, SessionTimes
 from gexbot.errors import CalendarError, ConfigError
 from gexbot.market.sim_chain import ChainSide, chain_body, chain_sides
 from gexbot.market.sim_path import EPOCH, DailyWalk, DayPath, build_day, variant_key
-from gexbot.market.transport import Endpoint, Exchange
+from gexbot.market.transport import Endpoint, Exchange, ManagedTransport
 from gexbot.settings import Preset
 
 CENTRAL = ZoneInfo("America/Chicago")
@@ -130,7 +130,7 @@ def check_simulated(sessions: Sequence[SessionTimes], calendar: TradingCalendar,
         )
 
 
-class SimMarket:
+class SimMarket(ManagedTransport):
     """A seeded synthetic index, proxy ETF and option chain served as Schwab's JSON.
 
     Answers of the same minute may share objects (the chain is built once per minute), so a

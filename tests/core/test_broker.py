@@ -1,6 +1,6 @@
 """The money arithmetic: fills, half-Kelly sizing, target and stop, realized PnL.
 
-Expected values are written out from DESIGN.md / QUANT.md formulas in the test itself, so a
+Expected values are written out from the strategy's formulas (README) in the test itself, so a
 change in the broker's arithmetic cannot pass by agreeing with itself.
 """
 

@@ -1,5 +1,5 @@
-"""Entry rules: for every condition of DESIGN.md step 6, a scripted minute where it blocks and
-one where it lets the entry through, and the features each rule reads.
+"""Entry rules: for every condition of the strategy's step 6 (README), a scripted minute where
+it blocks and one where it lets the entry through, and the features each rule reads.
 
 Each case warms a session with a mean-reverting zigzag, then scripts the minute under test; the
 expected action and `blocked_by` are the whole verdict of that minute.

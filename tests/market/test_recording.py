@@ -26,7 +26,7 @@ import responses
 from gexbot.core.session import EASTERN
 from gexbot.market import recfile
 from gexbot.market.recording import RecordingTransport
-from gexbot.market.transport import Endpoint, Exchange
+from gexbot.market.transport import Endpoint, Exchange, ManagedTransport
 
 DAY = date(2026, 11, 20)
 AT = datetime(2026, 11, 20, 10, 31, 0, 412_000, tzinfo=EASTERN)
@@ -35,7 +35,7 @@ QUOTES = {"symbols": "$SPX,SPY", "fields": "quote,reference"}
 REPO = Path(__file__).resolve().parents[2]
 
 
-class Canned:
+class Canned(ManagedTransport):
     """A transport answering every request with a small body that names it."""
 
     def __init__(self) -> None:
@@ -333,7 +333,7 @@ TOKEN_URL = "https://api.schwabapi.com/v1/oauth/token"  # noqa: S105 - a URL, no
 DATA_URL = "https://api.schwabapi.com/marketdata/v1/"
 
 
-class TokenedTransport:
+class TokenedTransport(ManagedTransport):
     """Schwab-shaped: an OAuth token exchange, then bearer-authorised market-data requests.
 
     The token request and the Authorization header live inside the transport, behind the
