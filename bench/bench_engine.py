@@ -1,4 +1,4 @@
-"""Session minutes per second: `step` alone, and the whole loop with the simulated market and sinks.
+"""Session minutes per second: `step` alone, and the daemon's whole run on the simulated market.
 
     python -m bench.bench_engine               # 20 ES sessions from 2026-10-01, seed 7
     python -m bench.bench_engine --days 5 --variant nq
@@ -6,19 +6,19 @@
 `step` alone folds the engine over snapshots parsed beforehand, so it measures the strategy with
 its features and HMM decoding and nothing else. As a baseline measured in the same run, the same
 fold is timed again with hmmlearn's `predict` in place of the engine's own Viterbi decoder: the
-ratio says what decoding from the model's parameters buys. The whole loop is `TradingLoop` as
-`--speed max` runs it: simulated market, parser, engine, DuckDB store (batched), console sink
-(to a discarded logger), summary and metrics.
+ratio says what decoding from the model's parameters buys. The whole run is the daemon's own
+(`gexbot.run`, in this process) as `--speed max` runs it, start-up included: simulated market,
+parser, engine, DuckDB store (batched), console sink (logging left unconfigured, so its lines go
+nowhere), Discord off, summary and metrics.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import tempfile
-import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -28,23 +28,11 @@ from hmmlearn.hmm import GaussianHMM
 import gexbot.core.engine as engine_module
 from gexbot.core.engine import EngineParams, initial_state, step
 from gexbot.core.hmm import HmmModel
-from gexbot.core.session import TradingCalendar, session_minutes
+from gexbot.core.session import session_minutes
 from gexbot.core.types import FloatArray, HmmState, Snapshot
 from gexbot.errors import DataError
-from gexbot.market.feed import MarketFeed
-from gexbot.market.sim import SimMarket
-from gexbot.model_io import read_model
+from gexbot.run import RunPlan, open_run_market, run
 from gexbot.settings import load_variant
-from gexbot.shell.clock import SimClock
-from gexbot.shell.health import Metrics
-from gexbot.shell.loop import TradingLoop
-from gexbot.shell.notify import ConsoleSink, Summary
-from gexbot.shell.store import Store
-
-
-class _NoAlerts:
-    def alert(self, title: str, message: str) -> None:
-        """Alerts are not part of the measurement."""
 
 
 def _hmmlearn_decoder(model: HmmModel) -> Callable[[HmmModel, FloatArray], HmmState]:
@@ -74,7 +62,7 @@ def _fold(params: EngineParams, snapshots: list[Snapshot], repeats: int) -> floa
 
 
 def main() -> None:
-    """Print minutes per second of `step` alone (and its baseline) and of the whole loop."""
+    """Print minutes per second of `step` alone (and its baseline) and of the whole run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", default="es", choices=["es", "nq"])
     parser.add_argument("--days", type=int, default=20)
@@ -83,17 +71,16 @@ def main() -> None:
     args = parser.parse_args()
 
     preset = load_variant(args.variant)
-    calendar = TradingCalendar(preset.calendar, preset.strategy.flatten_minutes_before_close)
-    sessions = calendar.sessions_from(args.start, args.days)
-    model = read_model(preset.model_file())
+    plan = RunPlan(variant=args.variant, source="sim", seed=args.seed, start=args.start,
+                   days=args.days)
+    opened = open_run_market(plan, preset, {})
+    sessions, model = opened.sessions, opened.model
     params = EngineParams.from_preset(preset, model)
-
-    feed = MarketFeed(SimMarket(preset, calendar, args.seed), preset, calendar)
     snapshots: list[Snapshot] = []
     for session in sessions:
         for minute in session_minutes(session):
             try:
-                snapshots.append(feed.snapshot(session, minute, minute))
+                snapshots.append(opened.feed.snapshot(session, minute, minute))
             except DataError:
                 continue
     n = len(snapshots)
@@ -105,39 +92,19 @@ def main() -> None:
     finally:
         engine_module.decode_last_state = original
 
-    quiet = logging.getLogger("bench.quiet")
-    quiet.propagate = False
-    quiet.addHandler(logging.NullHandler())
     with tempfile.TemporaryDirectory() as folder:
-        stop = threading.Event()
-        metrics = Metrics()
-        summary = Summary()
-        console = ConsoleSink(quiet, label=preset.variant.upper())
-        with Store(Path(folder) / "bench.db", preset.variant, logger=quiet,
-                   batch_minutes=120) as store:
-            loop = TradingLoop(
-                params=params,
-                feed=MarketFeed(SimMarket(preset, calendar, args.seed), preset, calendar),
-                clock=SimClock(sessions[0].open, stop),
-                store=store,
-                sinks=[console.handle, summary.add, metrics.handle],
-                alerter=_NoAlerts(),
-                stop=stop,
-                state=initial_state(params),
-                metrics=metrics,
-            )
-            started = time.perf_counter()
-            loop.run(sessions)
-            whole = time.perf_counter() - started
-        minutes = loop.stats.minutes
+        started = time.perf_counter()
+        result = run(replace(plan, db=Path(folder) / "bench.db"))
+        whole = time.perf_counter() - started
+        minutes = result.stats.minutes
 
     print(f"{preset.variant}: {args.days} sessions from {sessions[0].date}, seed {args.seed}")
     print(f"step alone (features + own HMM decoder)  {n / ours:12,.0f} minutes/s  ({n} minutes)")
     print(f"step with hmmlearn predict (baseline)     {n / baseline:12,.0f} minutes/s")
     print(f"own decoder speed-up on step              {baseline / ours:12.1f} x")
-    print(f"whole loop (sim market, parse, store, sinks) {minutes / whole:9,.0f} minutes/s"
-          f"  ({minutes} minutes, {summary.trades} trades)")
-    print(f"share of the loop spent in step           {ours / n * minutes / whole:12.1%}")
+    print(f"whole run (sim market, parse, store, sinks) {minutes / whole:10,.0f} minutes/s"
+          f"  ({minutes} minutes, {result.summary.trades} trades)")
+    print(f"share of the run spent in step            {ours / n * minutes / whole:12.1%}")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
     python -m bench.bench_replay                 # ES ($SPX), simulated market, 3 sessions
     python -m bench.bench_replay --days 5 --seed 2
 
-1. The daemon trades simulated sessions with `--record` (40 strikes, the preset's expirations):
-   bytes per recorded day, and what the three answers of a minute weigh.
+1. The daemon's run (`gexbot.run`, in this process) trades simulated sessions with `--record`
+   (40 strikes, the preset's expirations): bytes per recorded day, and what the three answers
+   of a minute weigh.
 2. The daemon replays them (`--replay`, max speed): session minutes per second, start-up
    included, and the recording alone (read, serve, parse) without the engine and the store.
 3. An estimate of a live $SPX day: every contract of the simulated chain carries the fields
@@ -18,52 +19,32 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import tempfile
 import time
-from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gexbot import live
 from gexbot.core.session import TradingCalendar, session_minutes
 from gexbot.errors import DataError
 from gexbot.market import recfile
 from gexbot.market.feed import MarketFeed
 from gexbot.market.recording import RecordingTransport
-from gexbot.market.replay import ReplayTransport
 from gexbot.market.sim import SimMarket
-from gexbot.market.transport import Endpoint, Exchange
+from gexbot.market.transport import Endpoint, Exchange, ManagedTransport
+from gexbot.run import RunPlan, open_run_market, run
 from gexbot.settings import Preset, load_variant
 
 MB = 1e6
 LIMIT_BYTES = 50 * MB
 
 
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Keep the daemon's log lines out of the report."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield
-    finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-        root.setLevel(level)
-
-
-def daemon(argv: list[str]) -> float:
-    """Run `python -m gexbot.live` in this process; its wall time in seconds."""
+def daemon(plan: RunPlan) -> float:
+    """The daemon's run of `plan` in this process (`gexbot.run`); its wall time in seconds."""
     started = time.perf_counter()
-    with quiet():
-        code = live.main(["--variant", "es", "--log-level", "WARNING", *argv])
-    if code != 0:
-        raise SystemExit(f"the daemon failed (exit {code})")
+    run(plan)
     return time.perf_counter() - started
 
 
@@ -76,22 +57,21 @@ def minute_weights(path: Path) -> dict[str, float]:
     return {endpoint: float(np.mean(values)) for endpoint, values in sorted(sizes.items())}
 
 
-def transport_only(folder: Path, preset: Preset, calendar: TradingCalendar) -> tuple[int, float]:
+def transport_only(folder: Path, preset: Preset) -> tuple[int, float]:
     """Minutes read, served and parsed from the recording alone, and the seconds it took."""
     started = time.perf_counter()
-    replay = ReplayTransport([folder])
-    feed = MarketFeed(replay, preset, calendar)
+    opened = open_run_market(RunPlan(variant="es", replay=(folder,)), preset, {})
     minutes = 0
-    for day in replay.sessions():
-        session = calendar.session(day)
+    for session in opened.sessions:
         for minute in session_minutes(session):
             with contextlib.suppress(DataError):
-                feed.snapshot(session, minute, minute)
+                opened.feed.snapshot(session, minute, minute)
             minutes += 1
+    opened.market.transport.close()
     return minutes, time.perf_counter() - started
 
 
-class LiveShaped:
+class LiveShaped(ManagedTransport):
     """The simulated market with the chain's contracts dressed as Schwab's real ones."""
 
     def __init__(self, inner: SimMarket, seed: int) -> None:
@@ -157,11 +137,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-replay-") as scratch:
         root = Path(scratch)
         folder = root / "recordings"
-        common = ["--start", args.start.isoformat(), "--days", str(args.days)]
-        sim_s = daemon(["--source", "sim", "--seed", str(args.seed), *common,
-                        "--db", str(root / "sim.db")])
-        recorded_s = daemon(["--source", "sim", "--seed", str(args.seed), *common,
-                             "--record", str(folder), "--db", str(root / "live.db")])
+        common = {"variant": "es", "start": args.start, "days": args.days}
+        sim_s = daemon(RunPlan(source="sim", seed=args.seed, db=root / "sim.db", **common))
+        recorded_s = daemon(RunPlan(source="sim", seed=args.seed, record=folder,
+                                    db=root / "live.db", **common))
         files = sorted((folder / "es").glob(f"*{recfile.SUFFIX}"))
         sizes = [path.stat().st_size for path in files]
         print(f"$SPX, {preset.chain.strike_count} strikes, expirations_ahead="
@@ -174,10 +153,10 @@ def main() -> None:
             + f"; compressed to {sizes[0] / (sum(weights.values()) * 390) * 100:.1f}%")
         print(f"simulated run {minutes / sim_s:.0f} min/s; with --record {minutes / recorded_s:.0f}"
               f" min/s ({recorded_s - sim_s:+.2f} s for {len(files)} days)")
-        replay_s = daemon(["--replay", str(folder), "--db", str(root / "replay.db")])
+        replay_s = daemon(RunPlan(variant="es", replay=(folder,), db=root / "replay.db"))
         print(f"replay through the daemon: {minutes} session minutes in {replay_s:.2f} s ="
               f" {minutes / replay_s:.0f} session minutes per second (start-up included)")
-        served, served_s = transport_only(folder, preset, calendar)
+        served, served_s = transport_only(folder, preset)
         print(f"recording alone (read, serve, parse): {served / served_s:.0f} session minutes"
               " per second")
         estimate = live_estimate(preset, calendar, sessions[0].date, args.seed, root / "estimate")

@@ -45,7 +45,7 @@ from gexbot.core.types import (
     Trade,
     frozen_array,
 )
-from gexbot.live import FAST_BATCH
+from gexbot.run.runner import FAST_BATCH
 from gexbot.shell.dbfile import CONFIG
 from gexbot.shell.schema import (
     UPSERT_STATE,

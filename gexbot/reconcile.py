@@ -1,8 +1,9 @@
 """`python -m gexbot.reconcile`: replay recorded days and check the live run did exactly that.
 
-The recorded days are replayed by the daemon itself (`python -m gexbot.live --replay`) into a
-scratch database, then its `decisions` and `trades` are compared, column by column and bit for
-bit, with what the live database holds for those days. The first minute where they differ is
+The recorded days are replayed in this process by the daemon's own run (`gexbot.run`, as
+`python -m gexbot.live --replay` runs it) into a scratch database, then its `decisions` and
+`trades` are compared, column by column and bit for bit, with what the live database holds for
+those days. The first minute where they differ is
 printed with the column and both values; the exit code is 0 only when nothing differs.
 
 Each run of consecutive recorded sessions is replayed from the state the live run had when it
@@ -16,14 +17,13 @@ difference: the recording lacks data the live run used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import math
-import os
-import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,12 +37,14 @@ from gexbot.core.engine import EngineParams, initial_state
 from gexbot.core.hmm import model_from_dict
 from gexbot.core.session import EASTERN, TradingCalendar
 from gexbot.core.types import SessionTimes
-from gexbot.environment import Environment, add_env_file_argument, is_ours, load_environment
+from gexbot.environment import Environment, add_env_file_argument, load_environment
 from gexbot.errors import EXIT_CONFIG, EXIT_OK, ConfigError, ModelError, exit_code_of
 from gexbot.market.replay import ReplayTransport, minute_key
 from gexbot.model_io import read_model
+from gexbot.run import RunPlan
+from gexbot.run import run as run_plan
 from gexbot.settings import Preset, load_variant
-from gexbot.shell.logs import setup_logging
+from gexbot.shell.logs import Redactor, setup_logging
 from gexbot.shell.reader import decisions_frame, trades_frame
 from gexbot.shell.signals import interrupt_on_stop_signals
 from gexbot.shell.store import REPLAY, Store
@@ -244,9 +246,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def command() -> int:
         setup_logging("INFO", "text", ())
         env = load_environment(args.env_file)
-        setup_logging(args.log_level, "text", env.secrets.values(), env=env)
+        redactor = setup_logging(args.log_level, "text", env.secrets.values(), env=env)
         try:
-            return run(args, env)
+            return run(args, env, redactor)
         except KeyboardInterrupt:
             # 0 would say "identical": an interrupted comparison has no verdict.
             log.critical("stopped before the comparison finished: no verdict")
@@ -255,7 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit_code_of(command, log)
 
 
-def run(args: argparse.Namespace, env: Environment) -> int:
+def run(args: argparse.Namespace, env: Environment, redactor: Redactor) -> int:
     """Replay each run of recorded sessions, compare, print the verdict."""
     if not args.db.is_file():
         raise ConfigError(f"{args.db}: no such database file")
@@ -281,7 +283,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
         folder = _kept_folder(args.keep) if args.keep is not None else Path(scratch)
         runs = blocks(sessions, calendar, lambda s: _recorded_model(replay, s))
         for number, run_of in enumerate(runs, start=1):
-            found = _reconcile_run(args, env, replay, preset,
+            found = _reconcile_run(args, env, redactor, replay, preset,
                                    folder / f"replay-{variant}-{number}", run_of, decisions,
                                    trades, tally)
             if found is not None:
@@ -303,6 +305,7 @@ def run(args: argparse.Namespace, env: Environment) -> int:
 def _reconcile_run(
     args: argparse.Namespace,
     env: Environment,
+    redactor: Redactor,
     replay: ReplayTransport,
     preset: Preset,
     stem: Path,
@@ -316,7 +319,7 @@ def _reconcile_run(
     model = _model_file(args, replay, preset, run_of[0], stem)
     _seed(database, preset, model, decisions, run_of[0])
     files = [path for session in run_of for path in replay.files(session.date)]
-    _replay(args, env, preset.variant, files, database, model)
+    _replay(args, env, redactor, preset.variant, files, database, model)
     ours = decisions_frame(database, preset.variant)
     our_trades = trades_frame(database, preset.variant)
     recorded = frozenset().union(*(replay.recorded_minutes(s.date) for s in run_of))
@@ -426,24 +429,29 @@ def _seed(database: Path, preset: Preset, model_file: Path, decisions: pd.DataFr
              f"{at:%Y-%m-%d %H:%M}")
 
 
-def _replay(args: argparse.Namespace, env: Environment, variant: str, files: Iterable[Path],
-            database: Path, model: Path) -> None:
-    """Run the daemon on the recordings, without Discord.
+def _replay(args: argparse.Namespace, env: Environment, redactor: Redactor, variant: str,
+            files: Iterable[Path], database: Path, model: Path) -> None:
+    """Run the daemon's replay of `files` into `database`, without Discord, showing only its
+    warnings.
 
-    It is given the secrets this command knows (in its environment, never on its command line),
-    only so that it masks them in what it prints and writes, and reads no `.env` of its own.
+    It masks the secrets this command knows (`env`, `redactor`) in what it logs and writes, as
+    every run does, though a replay has none of its own.
     """
-    command = [sys.executable, "-m", "gexbot.live", "--variant", variant, "--replay",
-               *map(str, files), "--db", str(database), "--model", str(model),
-               "--log-level", "WARNING", "--env-file", os.devnull]
-    if args.preset is not None:
-        command += ["--preset", str(args.preset)]
-    child = {key: value for key, value in os.environ.items() if not is_ours(key)}
-    child.update(env)
-    child["DISCORD_WEBHOOK_URL"] = ""
-    done = subprocess.run(command, env=child, check=False)  # noqa: S603
-    if done.returncode != EXIT_OK:
-        raise ConfigError(f"the replay of {database.name} failed (exit {done.returncode})")
+    plan = RunPlan(variant=variant, replay=tuple(files), db=database, model=model,
+                   preset=args.preset, discord=False)
+    with _at_least(logging.getLogger("gexbot"), logging.WARNING):
+        run_plan(plan, env=env, redactor=redactor)
+
+
+@contextlib.contextmanager
+def _at_least(logger: logging.Logger, level: int) -> Iterator[None]:
+    """Raise `logger`'s level to `level` (never lower it) for the block."""
+    kept = logger.level
+    logger.setLevel(max(level, logger.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        logger.setLevel(kept)
 
 
 if __name__ == "__main__":

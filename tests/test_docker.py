@@ -29,6 +29,7 @@ from dockerfile_parse import DockerfileParser
 
 from gexbot import live
 from gexbot.model_io import read_model
+from gexbot.run.runner import HEALTH_MAX_AGE_S
 from gexbot.settings import load_variant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,7 +148,7 @@ def test_healthcheck_probes_the_daemons_own_endpoint_in_time(variant: str) -> No
         f"http://127.0.0.1:{args.http_port}/healthz",
     ]  # fmt: skip
     assert seconds(options["timeout"]) > 3.0, "longer than the probe's own timeout"
-    assert seconds(options["interval"]) < live.HEALTH_MAX_AGE_S
+    assert seconds(options["interval"]) < HEALTH_MAX_AGE_S
     assert int(options["retries"]) >= 1
     assert values(variant, "EXPOSE") == [str(args.http_port)]
 

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "gexbot"
-SHARED = ("gexbot", "gexbot.errors", "gexbot.settings", "gexbot.documents", "gexbot.redaction")
-"""Modules every layer may use: the version, the error tree, the preset schema, masking."""
+SHARED = ("gexbot", "gexbot.errors", "gexbot.settings", "gexbot.documents", "gexbot.redaction",
+          "gexbot.net", "gexbot.cli")
+"""Modules every layer may use: the version, the error tree, the preset schema, masking, whether
+an address is loopback, and the one-line refusal of a command line (the health probe's)."""
 ALLOWED = {
     "core": ("gexbot.core", "gexbot.errors", "gexbot.settings"),
     "market": ("gexbot.core", "gexbot.market", *SHARED),

@@ -12,6 +12,7 @@ import copy
 import gzip
 import json
 import shutil
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -165,6 +166,21 @@ def test_reconcile_finds_the_run_identical(recorded: Recorded,
     assert run_reconcile(["--db", str(recorded.database), "--replay", str(recorded.folder)]) == 0
     out = capfd.readouterr().out
     assert "identical: 2 session(s) 2026-10-12..2026-10-13, 780 decisions" in out
+
+
+def test_the_replay_runs_in_this_process_and_shows_only_its_warnings(
+    recorded: Recorded, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_child(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("reconcile started a child process")
+
+    monkeypatch.setattr(subprocess, "run", no_child)
+    monkeypatch.setattr(subprocess, "Popen", no_child)
+    assert run_reconcile(["--db", str(recorded.database), "--replay", str(recorded.folder)]) == 0
+    out = capfd.readouterr().out
+    assert "identical: 2 session(s)" in out
+    assert "on replay of" not in out  # the replay's own INFO lines stay quiet
+    assert "SKIP" not in out  # and so do its event lines
 
 
 def test_one_day_is_replayed_from_the_live_balance(recorded: Recorded,

@@ -18,7 +18,7 @@ from typing import Any
 
 import duckdb
 
-from gexbot.live import DEFAULT_DB
+from gexbot.run.runner import DEFAULT_DB
 from gexbot.shell.journal import journal_path
 
 SIM = ["--source", "sim", "--start", "2026-10-05", "--seed", "3"]

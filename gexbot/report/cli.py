@@ -27,10 +27,10 @@ from gexbot import __version__
 from gexbot.cli import ArgumentParser, iso_date
 from gexbot.core.session import EASTERN
 from gexbot.errors import EXIT_OK, ConfigError, exit_code_of
-from gexbot.live import DEFAULT_DB
 from gexbot.report.page import build_page, html_page
 from gexbot.report.source import printable, read_ledger
 from gexbot.report.sweepsource import METRIC_NAMES, Sweep
+from gexbot.run.runner import DEFAULT_DB
 from gexbot.shell.logs import setup_logging
 
 log = logging.getLogger("gexbot.report")
