@@ -157,10 +157,16 @@ def test_a_refusal_that_lasts_costs_a_few_requests_survives_a_restart_and_ends_w
     with _fake(faults) as fake:
         first = daemon("lasting", "schwab", fake, "--minutes", "120")
         asked = [seen.clock.strftime("%H:%M") for seen in fake.token_requests()]
-        data = len(fake.data_requests())
+        sent = [seen.clock.strftime("%H:%M") for seen in fake.data_requests()]
+        data = len(sent)
         assert first.code == 0, first.output
         assert asked == ["09:30", "09:31", "09:46", "10:16", "11:16"]
-        assert data == 3 + 3  # nothing sent with the refused access token while waiting
+        # Nothing sent with the refused access token while waiting. The 09:31 requests go out
+        # together on threads of their own: one that starts after the refusal is known is not
+        # sent at all, so 1 to 3 of them reach Schwab, as the threads happen to be scheduled.
+        assert sent[:3] == ["09:30"] * 3
+        assert set(sent[3:]) == {"09:31"}
+        assert 1 <= len(sent[3:]) <= 3
         assert [t for t in _titles(discord) if "Schwab refused" in t] == [
             "[WARNING] ES: Schwab refused the refresh token, asking again"]  # fmt: skip
         assert [row["action"] for row in first.decisions].count("SKIP") == 119
