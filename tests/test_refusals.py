@@ -302,7 +302,7 @@ CASES: list[Case] = [
     # --- research: backtests and feature tables ------------------------------------------
     *_cases("gexbot.backtest", SIM, [
         *_not_integers("--days", "--seed", "--workers"),
-        (("--start", "1900-01-01"), "before the simulated market's first session 2020-01-02"),
+        (("--start", "1900-01-01"), "the simulated market runs from 2020-01-02"),
         (("--days", "100000"), "run past the exchange calendar's last session"),
         (("--workers", "-1"), "--workers must be at least 1"),
         (("--preset", "{preset_inf}"), "strategy.starting_balance: Input should be a finite"),
@@ -327,7 +327,7 @@ CASES: list[Case] = [
         (("--features", "{folder}"), "folder: no feature tables (*.parquet) in this folder"),
     ]),
     *_cases("gexbot.features", ("build", *SIM), [
-        (("--start", "1900-01-01"), "before the simulated market's first session 2020-01-02"),
+        (("--start", "1900-01-01"), "the simulated market runs from 2020-01-02"),
         (("--preset", "{deep_yaml}"), "not a preset: nested more than 32"),
         (("--model", "{model_tiny}"), "the number 1e-320 is too small for a float"),
         (("--out", "{garbage}"), "garbage.bin is not a folder"),

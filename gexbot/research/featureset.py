@@ -30,7 +30,6 @@ from gexbot.core.engine import EngineParams
 from gexbot.core.hmm import HmmModel, model_from_dict, model_to_dict
 from gexbot.core.types import SessionTimes
 from gexbot.errors import ConfigError
-from gexbot.model_io import read_model
 from gexbot.research.fold import COLUMN_DTYPES, fold_session
 from gexbot.research.markets import DataSpec, MarketData
 from gexbot.research.params import apply_overrides, table_identity
@@ -121,13 +120,12 @@ def load_features(
     if preset.variant != variant:
         raise ConfigError(f"the preset is for variant {preset.variant!r}, not {variant!r}")
     preset = apply_overrides(preset, overrides or {})
-    market = MarketData(data, preset)
+    market = MarketData(data, preset, model_path)
     sessions = market.sessions()
     if not sessions:
         raise ConfigError("no trading session in the data: nothing to build")
     directory = Path(out) / variant / market.label() / table_key(preset)
-    return _synced(market, preset, _choose_model(preset, market, model_path), directory,
-                   sessions, workers)
+    return _synced(market, preset, directory, sessions, workers)
 
 
 def open_features(
@@ -169,10 +167,9 @@ def open_features(
     if len(specs) != 1:
         raise ConfigError(f"{directory}: tables of different data in one folder")
     days = sorted(date.fromisoformat(meta["session"]["date"]) for meta in metas)
-    market = MarketData(_spec_of(metas[0].get("data"), days[0]), preset)
+    market = MarketData(_spec_of(metas[0].get("data"), days[0]), preset, model_path)
     sessions = [market.calendar.session(day) for day in days]
-    return _synced(market, preset, _choose_model(preset, market, model_path), directory,
-                   sessions, workers)
+    return _synced(market, preset, directory, sessions, workers)
 
 
 def _spec_of(described: Any, first: date) -> DataSpec:
@@ -199,7 +196,6 @@ def first_difference(mine: Any, theirs: Any, prefix: str = "") -> str | None:
 def _synced(
     market: MarketData,
     preset: Preset,
-    model: HmmModel,
     directory: Path,
     sessions: Sequence[SessionTimes],
     workers: int | None,
@@ -211,7 +207,7 @@ def _synced(
         "table_key": table_key(preset),
         "table_settings": table_identity(preset),
         "preset": preset.model_dump(mode="json"),
-        "model_sha256": model_sha256(model),
+        "model_sha256": model_sha256(market.model),
         "data": market.spec.describe(),
     }
     stored: dict[date, StoredSession] = {}
@@ -234,22 +230,11 @@ def _synced(
     if stale:
         _report(stale, directory, len(sessions))
         jobs = [(s, {**provenance, "data_id": market.data_id(s)}) for s, _ in stale]
-        _build(market.spec, preset, model, jobs, directory, workers)
+        _build(market, preset, jobs, directory, workers)
         for session, _ in stale:
             stored[session.date] = read_session(table_path(directory, session.date.isoformat()))
     return _assemble(preset.variant, preset, directory, provenance,
                      [stored[s.date] for s in sessions])
-
-
-def _choose_model(preset: Preset, market: MarketData, model_path: Path | None) -> HmmModel:
-    """--model, else (replay) the model the recordings name, else the preset's: as the daemon."""
-    model = read_model(model_path if model_path is not None else preset.model_file(),
-                       variant=preset.variant)
-    if model_path is None:
-        recorded = market.recorded_model()
-        if recorded is not None:
-            return recorded
-    return model
 
 
 def _mismatch(meta: Mapping[str, Any], wanted: Mapping[str, Any], data_id: str) -> str | None:
@@ -283,9 +268,11 @@ def _report(stale: Sequence[tuple[SessionTimes, str]], directory: Path, total: i
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_start(data: DataSpec, preset: Preset, model: dict[str, Any]) -> None:
+def _worker_start(
+    data: DataSpec, preset: Preset, model_file: Path | None, model: dict[str, Any]
+) -> None:
     """Open the market once per worker process."""
-    _WORKER["market"] = MarketData(data, preset)
+    _WORKER["market"] = MarketData(data, preset, model_file)
     _WORKER["params"] = EngineParams.from_preset(preset, model_from_dict(model))
 
 
@@ -298,9 +285,8 @@ def _worker_build(job: tuple[SessionTimes, dict[str, Any], Path]) -> int:
 
 
 def _build(
-    data: DataSpec,
+    market: MarketData,
     preset: Preset,
-    model: HmmModel,
     jobs: Sequence[tuple[SessionTimes, dict[str, Any]]],
     directory: Path,
     workers: int | None,
@@ -309,13 +295,12 @@ def _build(
     started = time.perf_counter()
     tasks = [(s, p, table_path(directory, s.date.isoformat())) for s, p in jobs]
     count = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    document = model_to_dict(model)
+    opening = (market.spec, preset, market.model_file, model_to_dict(market.model))
     if count == 1:
-        _worker_start(data, preset, document)
+        _worker_start(*opening)
         minutes = sum(map(_worker_build, tasks))
     else:
-        with ProcessPoolExecutor(count, initializer=_worker_start,
-                                 initargs=(data, preset, document)) as pool:
+        with ProcessPoolExecutor(count, initializer=_worker_start, initargs=opening) as pool:
             minutes = sum(pool.map(_worker_build, tasks))
     log.info("built %d session tables (%d minutes) in %.1f s on %d process(es)", len(tasks),
              minutes, time.perf_counter() - started, count)

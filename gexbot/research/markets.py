@@ -1,10 +1,10 @@
 """Where research reads market data: the one place that opens a market and asks it for minutes.
 
-The feature tables are built from the same seams the daemon trades on (`open_market`, the
-`MarketFeed` that makes and parses the minute's three requests, `SimMarket`, `ReplayTransport`),
-minute by minute as the loop asks on a simulated clock, so a table holds what the daemon's run
-over the same data would have seen. Anything that assembles a run in another way should change
-this module only.
+The market is opened as the daemon's run opens it (`gexbot.run.open_run_market`, from the
+`RunPlan` of `python -m gexbot.live` over the same data): the same calendar, sessions, model and
+`MarketFeed`, which makes and parses the minute's three requests. Minutes are read one by one as
+the loop asks for them on a simulated clock, so a table holds what the daemon's run over the
+same data would have seen.
 
 The simulated market's snapshots are made from its numbers (`SimSnapshots`) rather than from
 its JSON, which would cost most of the build; the tests hold them equal to the parser's,
@@ -21,20 +21,18 @@ from pathlib import Path
 from typing import Any
 
 from gexbot.core.hmm import HmmModel
-from gexbot.core.session import TradingCalendar, session_minutes
+from gexbot.core.session import session_minutes
 from gexbot.core.types import SessionTimes
 from gexbot.errors import ConfigError, DataError
-from gexbot.market.feed import MarketFeed
 from gexbot.market.sim import SimMarket
 from gexbot.market.sim_snapshot import SimSnapshots
 from gexbot.research.fold import MinuteData
+from gexbot.run.market import open_run_market
+from gexbot.run.plan import RunPlan
 from gexbot.settings import Preset
-from gexbot.sources import Market, SourceOptions, open_market, recorded_model
 
 NO_ENVIRONMENT: dict[str, str] = {}
 """Research reads neither Schwab nor records: no setting or secret of the environment is used."""
-CALENDAR_MARGIN_DAYS = 14
-"""Days before the first session the calendar must know (its previous close)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,45 +81,44 @@ class DataSpec:
             return {"source": "sim", "seed": self.seed, "start": start, "days": self.days}
         return {"source": "replay", "replay": [str(p.resolve()) for p in self.replay]}
 
-
-def calendar_for(preset: Preset, spec: DataSpec) -> TradingCalendar:
-    """The exchange calendar a run over `spec` uses (as the daemon builds it)."""
-    start = spec.start
-    if start is not None:
-        start = date.fromordinal(start.toordinal() - CALENDAR_MARGIN_DAYS)
-    return TradingCalendar(
-        preset.calendar, preset.strategy.flatten_minutes_before_close, start=start
-    )
+    def plan(self, variant: str, model: Path | None = None) -> RunPlan:
+        """The daemon's run over this data (`python -m gexbot.live --source sim --seed N
+        --start DATE --days N`, or `--replay PATH ...`), with `model` as `--model`."""
+        if self.source == "sim":
+            return RunPlan(variant=variant, source="sim", seed=self.seed, start=self.start,
+                           days=self.days, model=model, discord=False)
+        return RunPlan(variant=variant, replay=self.replay, model=model, discord=False)
 
 
 class MarketData:
-    """An opened market: its sessions, each session's minutes, and what identifies its data."""
+    """An opened market: its sessions, each session's minutes, and what identifies its data.
 
-    def __init__(self, spec: DataSpec, preset: Preset) -> None:
+    `model` is a model file to trade instead of the one the daemon would choose (`--model`).
+    """
+
+    def __init__(self, spec: DataSpec, preset: Preset, model: Path | None = None) -> None:
         spec.check()
         self.spec = spec
         self.preset = preset
-        self.calendar = calendar_for(preset, spec)
-        options = SourceOptions(source=spec.source, seed=spec.seed, replay=spec.replay or None,
-                                record=None)
-        self._market: Market = open_market(options, preset, self.calendar, NO_ENVIRONMENT)
-        self._feed = MarketFeed(self._market.transport, preset, self.calendar)
+        self.model_file = model
+        opened = open_run_market(spec.plan(preset.variant, model), preset, NO_ENVIRONMENT)
+        self.calendar = opened.calendar
+        self.model: HmmModel = opened.model
+        """The model the daemon's run over this data trades with (`--model`, else the
+        recordings', else the preset's)."""
+        self._sessions = opened.sessions
+        self._market = opened.market
+        self._feed = opened.feed
         transport = self._market.transport
         self._direct = (SimSnapshots(transport, self._feed, preset)
                         if isinstance(transport, SimMarket) else None)
         self._data_ids: dict[date, str] = {}
 
     def sessions(self) -> list[SessionTimes]:
-        """The sessions of the data, oldest first (recorded days the exchange was closed are
-        left out, with a warning, as the daemon does)."""
-        if self._market.replay is not None:
-            return self._market.replay_sessions(self.calendar)
-        assert self.spec.start is not None  # noqa: S101 (checked in __init__)
-        sessions = self.calendar.sessions_from(self.spec.start, self.spec.days)
-        transport = self._market.transport
-        if sessions and isinstance(transport, SimMarket):
-            transport.minute_closes(sessions[0].date)  # a day it cannot make: refused now
-        return sessions
+        """The sessions of the data, oldest first, as the daemon's run trades them (recorded
+        days the exchange was closed are left out with a warning; simulated days the market
+        cannot make were refused when it opened)."""
+        return list(self._sessions)
 
     def minutes(self, session: SessionTimes) -> Iterator[MinuteData]:
         """Each minute of `session` as the daemon's loop fetches it on a simulated clock."""
@@ -133,12 +130,6 @@ class MarketData:
                     yield minute, self._feed.snapshot(session, minute, minute)
             except DataError as problem:
                 yield minute, problem
-
-    def recorded_model(self) -> HmmModel | None:
-        """The model the recordings name (None for the simulated market, or none named)."""
-        if self._market.replay is None:
-            return None
-        return recorded_model(self._market.replay)
 
     def label(self) -> str:
         """A folder name for this data: the sim seed, or a hash of the recordings' paths."""
