@@ -29,7 +29,7 @@ from plotly.subplots import make_subplots
 
 from gexbot.core.types import Action, ExitReason, GexRegime, HmmState
 from gexbot.errors import ConfigError
-from gexbot.report.figures import LINE, MARGIN, OTHER_COLOR, REASON_COLORS, plain, style
+from gexbot.report.figures import AMOUNT, LINE, MARGIN, OTHER_COLOR, REASON_COLORS, plain, style
 from gexbot.report.stats import day_keys
 from gexbot.settings import load_variant
 from gexbot.shell.notify import price, signed_usd, skip_kind
@@ -103,7 +103,7 @@ def day_figure(thresholds: Thresholds | None) -> go.Figure:
                            (4, thresholds.ofi_long_above)):
             fig.add_hline(y=level, line={"color": "#bdc3c7", "width": 1, "dash": "dash"},
                           row=row, col=1)
-    fig.update_yaxes(title_text="price", tickformat=",.0f", row=1, col=1)
+    fig.update_yaxes(title_text="price", tickformat=AMOUNT, row=1, col=1)
     fig.update_yaxes(range=[0, 2], tickvals=[0.5, 1.5], ticktext=["HMM", "GEX"], showgrid=False,
                      fixedrange=True, zeroline=False, row=2, col=1)
     fig.update_yaxes(title_text="Hurst", row=3, col=1)
@@ -111,7 +111,8 @@ def day_figure(thresholds: Thresholds | None) -> go.Figure:
     fig.update_xaxes(type="date", tickformat="%H:%M", hoverformat="%H:%M")
     style(fig, "", 640)
     fig.update_layout(hovermode="x", margin={**MARGIN, "t": 56},
-                      legend={"font": {"size": 11}, "x": 0, "xanchor": "left"})
+                      legend={"font": {"size": 11}, "yref": "paper", "y": 1.02,
+                              "yanchor": "bottom"})
     return fig
 
 

@@ -26,6 +26,9 @@ LINE = "#34495e"
 ACCENT = "#3498db"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 MARGIN = {"l": 56, "r": 16, "t": 40, "b": 40}
+AMOUNT = ",.2~f"
+"""Tick labels of dollars and prices: thousands separators, and cents only where the ticks need
+them (a whole-number format shows 100,000 twice on a balance that moved by a dollar)."""
 _AXIS = {"gridcolor": "#ecf0f1", "linecolor": "#bdc3c7", "zerolinecolor": "#d5dbdf",
          "automargin": True}
 LEAN = go.layout.Template(layout={
@@ -46,14 +49,16 @@ def reason_color(reason: object) -> str:
 
 
 def style(fig: go.Figure, title: str, height: int) -> go.Figure:
-    """The report's look: light, compact, the legend above the plot."""
+    """The report's look: light, compact, the legend at the foot of the figure (above the plot,
+    it runs into the title once a card is narrow; at the foot plotly makes room for it)."""
     fig.update_layout(
         template=LEAN,
         title={"text": plain(title), "x": 0.01, "font": {"size": 15}},
         height=height,
         margin=MARGIN,
         font={"family": FONT, "size": 12},
-        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom", "x": 1, "xanchor": "right"},
+        legend={"orientation": "h", "yref": "container", "y": 0, "yanchor": "bottom", "x": 0,
+                "xanchor": "left"},
         hovermode="x unified",
     )
     return fig
@@ -76,7 +81,7 @@ def equity_figure(curve: pd.DataFrame, label: str) -> go.Figure | None:
     fig.add_trace(go.Scatter(x=dx, y=drawdown * 100, name="drawdown", fill="tozeroy",
                              line={"color": LOSS, "shape": "hv"}, hovertemplate="%{y:.3f}%"),
                   row=2, col=1)
-    fig.update_yaxes(title_text="balance $", tickformat=",.0f", row=1, col=1)
+    fig.update_yaxes(title_text="balance $", tickformat=AMOUNT, row=1, col=1)
     fig.update_yaxes(title_text="drawdown %", row=2, col=1)
     fig.update_xaxes(rangebreaks=[{"bounds": ["sat", "mon"]}])
     return style(fig, f"{label}: equity and drawdown", 420)
@@ -90,7 +95,7 @@ def daily_pnl_figure(daily: pd.DataFrame, label: str) -> go.Figure | None:
     fig = go.Figure(go.Bar(x=[str(d) for d in daily["date"]], y=daily["pnl"], marker_color=colors,
                            name="day PnL", hovertemplate="%{x}: $%{y:,.2f}<extra></extra>"))
     fig.update_xaxes(type="category", nticks=12)
-    fig.update_yaxes(title_text="PnL $", tickformat=",.0f")
+    fig.update_yaxes(title_text="PnL $", tickformat=AMOUNT)
     return style(fig, f"{label}: PnL per session day", 300)
 
 

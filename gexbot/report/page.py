@@ -3,8 +3,10 @@
 `build_page` lays out what `stats` computes and `figures` and `days` draw: the summary, equity
 and drawdown, the session days, why it did not trade and the trades, one column per variant
 (ES and NQ side by side when both are there, one under the other on a phone). plotly.js is
-inlined once, so the file opens offline and can be mailed. Text from the database reaches the
-page escaped (`html.escape` in the markup, `plain` in figures, `\\u003c` in embedded JSON).
+inlined once, so the file opens offline and can be mailed. Each figure travels as JSON and
+`charts.js` draws them all after the last section, when every card has its final width, and
+refits a chart when its card changes width. Text from the database reaches the page escaped
+(`html.escape` in the markup, `plain` in figures, `\\u003c` in embedded JSON).
 """
 
 from __future__ import annotations
@@ -82,7 +84,12 @@ def split(ledger: Ledger) -> list[Variant]:
 
 def script_json(value: object) -> str:
     """JSON that cannot end or break out of the <script> element it is embedded in."""
-    text = json.dumps(value, separators=(",", ":"), allow_nan=False)
+    return script_safe(json.dumps(value, separators=(",", ":"), allow_nan=False))
+
+
+def script_safe(text: str) -> str:
+    """JSON text with the characters that could end its <script> element written as escapes
+    (they can only stand inside JSON strings, where an escape means the same)."""
     for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
         text = text.replace(raw, escaped)
@@ -90,12 +97,20 @@ def script_json(value: object) -> str:
 
 
 def figure_html(fig: go.Figure | None, div_id: str, empty: str) -> str:
-    """A figure's <div> and its drawing script, or a note in words when there is no figure."""
+    """A figure's <div> and the figure as JSON for `charts.js` to draw once the page is laid
+    out, or a note in words when there is no figure. The <div> already has the figure's
+    height, so the page is as tall before the charts draw as after."""
     if fig is None:
         return f'<div class="card note">{html.escape(empty)}</div>'
-    body = pio.to_html(fig, include_plotlyjs=False, full_html=False, div_id=div_id,
-                       config=PLOT_CONFIG, validate=False)
-    return f'<div class="card">{body}</div>'
+    figure = json.loads(pio.to_json(fig, validate=False))
+    height = figure["layout"].get("height")
+    size = f' style="height:{int(height)}px"' if height else ""
+    return (
+        f'<div class="card"><div id="{html.escape(div_id)}" class="plotly-graph-div"{size}>'
+        f'</div><script type="application/json" class="gexbot-figure"'
+        f' data-chart="{html.escape(div_id)}">{script_json({**figure, "config": PLOT_CONFIG})}'
+        "</script></div>"
+    )
 
 
 def build_page(
@@ -142,8 +157,9 @@ def html_page(
     refresh_s: int | None = None,
     banner: str | None = None,
 ) -> str:
-    """A page of `sections` (markup) with plotly.js inlined; `title`, `subtitle` and `banner`
-    are text, `tail` scripts that run once the sections are in place."""
+    """A page of `sections` (markup) with plotly.js inlined and `charts.js` drawing their
+    figures once they are all in place; `title`, `subtitle` and `banner` are text, `tail`
+    scripts that run after it."""
     refresh = f'<meta http-equiv="refresh" content="{int(refresh_s)}">' if refresh_s else ""
     note = f'<p class="banner">{html.escape(banner)}</p>' if banner else ""
     return "\n".join([
@@ -161,6 +177,7 @@ def html_page(
         *sections,
         '<footer class="muted">gexbot: paper trading only; no order ever reaches a broker.'
         "</footer>",
+        f"<script>{files('gexbot.report').joinpath('charts.js').read_text('utf-8')}</script>",
         *tail,
         "</body></html>",
     ])

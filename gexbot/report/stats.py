@@ -79,7 +79,8 @@ def summarize(decisions: pd.DataFrame, trades: pd.DataFrame) -> Summary:
         start_balance=_day_start(decisions, trades),
         end_balance=float(balance.iloc[-1]) if not balance.empty else None,
         max_drawdown_usd=float((curve["peak"] - curve["balance"]).max()) if len(curve) else 0.0,
-        max_drawdown_pct=float(-curve["drawdown"].min()) if len(curve) else 0.0,
+        # abs: drawdowns are ≤ 0, and the negation of a zero one would print as -0.00%
+        max_drawdown_pct=float(abs(curve["drawdown"].min())) if len(curve) else 0.0,
         sharpe=sharpe(daily["return"]) if not daily.empty else None,
         skipped=len(skipped),
         skipped_by_kind={str(k): int(n) for k, n in kinds.value_counts().sort_index().items()},

@@ -26,13 +26,6 @@ TEXT_CELLS = 300
 BEST = {"color": "black", "size": 13, "symbol": "star", "line": {"color": "white", "width": 1}}
 
 
-def legend_below(fig: go.Figure) -> go.Figure:
-    """The legend under the plot, where a long title cannot run into it."""
-    fig.update_layout(legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.18,
-                              "yanchor": "top"}, margin={"b": 40})
-    return fig
-
-
 def metric_format(metric: str) -> str:
     """d3 format of a metric's values: dollars without cents, ratios with two decimals."""
     return ",.0f" if metric in ("pnl", "max_drawdown") else ".2f"
@@ -106,7 +99,7 @@ def line_figure(cells: Cells, lines: dict[str, np.ndarray], x: str, metric: str,
     fig.update_xaxes(title_text=plain(x), type="linear" if numeric else "category")
     fig.update_yaxes(title_text=NAMES[metric], tickformat=TICKS)
     fig.update_layout(hovermode="closest")
-    return legend_below(style(fig, title, 400))
+    return style(fig, title, 400)
 
 
 def in_out_figure(inside: np.ndarray, outside: np.ndarray, metric: str, title: str,
@@ -141,7 +134,7 @@ def in_out_figure(inside: np.ndarray, outside: np.ndarray, metric: str, title: s
     fig.update_xaxes(title_text=f"in sample: {NAMES[metric]}", tickformat=TICKS)
     fig.update_yaxes(title_text=f"out of sample: {NAMES[metric]}", tickformat=TICKS)
     fig.update_layout(hovermode="closest")
-    return legend_below(style(fig, title, 460))
+    return style(fig, title, 460)
 
 
 def walk_forward_figure(walk: pd.DataFrame, traded: list[str]) -> go.Figure | None:
@@ -171,7 +164,7 @@ def walk_forward_figure(walk: pd.DataFrame, traded: list[str]) -> go.Figure | No
     ])
     fig.update_xaxes(type="date", rangebreaks=[{"bounds": ["sat", "mon"]}])
     fig.update_yaxes(title_text="cumulative PnL $", tickformat=TICKS)
-    return legend_below(style(fig, "Walk-forward equity: out of sample, stitched", 420))
+    return style(fig, "Walk-forward equity: out of sample, stitched", 420)
 
 
 def pbo_figure(logits: np.ndarray, pbo: float, splits: int) -> go.Figure:

@@ -41,12 +41,20 @@ def price(value: float | None) -> str:
 
 def usd(value: float) -> str:
     """Dollars with cents: $100,005.44."""
-    return f"-${-value:,.2f}" if value < 0 else f"${value:,.2f}"
+    cents = _cents(value)
+    return f"-${-cents:,.2f}" if cents < 0 else f"${cents:,.2f}"
 
 
 def signed_usd(value: float) -> str:
     """Dollars with an explicit sign: +$5.44, -$12.30."""
-    return f"-${-value:,.2f}" if value < 0 else f"+${value:,.2f}"
+    cents = _cents(value)
+    return f"-${-cents:,.2f}" if cents < 0 else f"+${cents:,.2f}"
+
+
+def _cents(value: float) -> float:
+    """`value` rounded to the cent, a negative zero made positive: the sign is chosen on what
+    is shown, so -0.001 and -0.0 read $0.00, never $-0.00 or -$0.00."""
+    return round(value, 2) + 0.0
 
 
 def compact_usd(value: float | None) -> str:

@@ -1,8 +1,9 @@
 """The report and the live page in a real headless Chromium.
 
 Each page must load with no console error, uncaught exception or failed request, every chart on
-it must hold data and draw, and text planted in the database must show as text while none of it
-runs. Screenshots at desktop and phone width go to tests/output/screenshots.
+it must hold data and draw inside its card at desktop and phone width, and text planted in the
+database must show as text while none of it runs. Screenshots at desktop and phone width go to
+tests/output/screenshots.
 """
 
 from __future__ import annotations
@@ -21,7 +22,17 @@ from typing import Any
 
 import numpy as np
 import pytest
-from browser import PHONE, charts_drawn, chromium, open_checked, screenshots
+from browser import (
+    PHONE,
+    WIDE,
+    charts_drawn,
+    chromium,
+    crowded,
+    open_checked,
+    overflows,
+    repeated_ticks,
+    screenshots,
+)
 from report_rows import HOSTILE, at, decision, trade, write_db
 from sweep_rows import real_sweeps, written_sweep
 
@@ -101,6 +112,52 @@ def test_the_report_opens_offline_and_every_chart_draws(browser: Any, tmp_path: 
     assert problems == []
 
 
+@pytest.fixture(scope="module")
+def two_variants(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The report of a database holding ES and NQ (two columns side by side on a desktop)."""
+    folder = tmp_path_factory.mktemp("two-variants")
+    out = folder / "report.html"
+    assert report(["--db", str(year_like_db(folder / "run.db")), "--out", str(out)]) == 0
+    return out.as_uri()
+
+
+@pytest.mark.parametrize("viewport", [*WIDE, PHONE], ids=lambda v: f"{v['width']}px")
+def test_every_chart_fits_its_card_and_the_page_never_scrolls_sideways(
+    browser: Any, two_variants: str, viewport: dict[str, int]
+) -> None:
+    page, problems = open_checked(browser, two_variants, viewport)
+    drawn = charts_drawn(page)
+    assert {"equity-0", "equity-1", "reasons-0", "funnel-0", "sides-0", "hours-1"} <= set(drawn)
+    assert overflows(page) == [], "as first drawn"
+    assert crowded(page) == []
+    page.select_option("#day-select", "2026-10-05")  # both day charts drawn anew
+    page.wait_for_function("['day-0', 'day-1'].every(id => !document.getElementById(id).hidden"
+                           " && document.getElementById(id)._fullLayout)")
+    assert overflows(page) == [], "after choosing a day"
+    page.set_viewport_size(WIDE[0] if viewport == PHONE else PHONE)
+    assert overflows(page) == [], "after the window changed width"
+    assert problems == []
+    page.close()
+
+
+def test_a_flat_chart_shows_each_tick_label_once(browser: Any, tmp_path: Path) -> None:
+    """No trade moved ES's balance: its equity, drawdown and daily PnL are flat lines."""
+    flat = [*wandering("es", D1, 6800.0), *wandering("es", D2, 6800.0)]
+    rows = [decision("es", row[1], balance=100_000.0) for row in flat]
+    rows += [*wandering("nq", D1, 24_000.0)]
+    trades = [trade("es", at(D1, 22), at(D1, 30), pnl=0.0),
+              trade("nq", at(D1, 25), at(D1, 33), pnl=6.0, symbol="$NDX")]
+    out = tmp_path / "flat.html"
+    assert report(["--db", str(write_db(tmp_path / "flat.db", rows, trades)), "--out",
+                   str(out)]) == 0
+    page, problems = open_checked(browser, out.as_uri())
+    assert {"equity-0", "daily-0"} <= set(charts_drawn(page))
+    assert repeated_ticks(page) == []
+    assert "(0.00%)" in page.inner_text("#summary")  # ES's drawdown, with no minus sign
+    assert problems == []
+    page.close()
+
+
 def test_planted_markup_in_the_database_shows_as_text_and_never_runs(
     browser: Any, tmp_path: Path
 ) -> None:
@@ -170,6 +227,12 @@ def test_the_sweep_page_opens_offline_and_every_chart_draws(
     assert page.locator("#sweeps tbody tr").count() == 2
     screenshots(page, "sweep")
     assert problems == []
+    for viewport in (*WIDE, PHONE):  # each width as first drawn, the map beside its pair
+        sized, sized_problems = open_checked(browser, out.as_uri(), viewport)
+        assert overflows(sized) == [], f"at {viewport['width']} px"
+        assert crowded(sized) == [], f"at {viewport['width']} px"
+        assert sized_problems == []
+        sized.close()
 
 
 def test_planted_markup_in_a_results_file_shows_as_text_and_never_runs(

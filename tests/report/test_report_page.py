@@ -115,6 +115,25 @@ def test_database_text_reaches_the_page_escaped_everywhere() -> None:
     assert "&lt;script&gt;" in exit_text  # plotly shows entities as the characters
 
 
+def test_charts_wait_for_the_whole_page_before_they_draw() -> None:
+    rows = [*session("es", D1, 30), *session("nq", D1, 30, level=24_000.0)]
+    trades = [trade("es", at(D1, 1), at(D1, 3)), trade("nq", at(D1, 2), at(D1, 9))]
+    page = build_page(ledger(rows, trades), title="t", generated=NOW)
+    body = page.split("</head>", 1)[1]
+    sections, tail = body.split("<footer", 1)
+    assert "Plotly." not in sections  # drawn in a half-built grid, a chart keeps its width
+    carried = re.findall(r'<div id="([^"]+)" class="plotly-graph-div" style="height:(\d+)px">'
+                         r'</div><script type="application/json" class="gexbot-figure"'
+                         r' data-chart="\1">(.*?)</script>', sections)
+    assert {"equity-0", "equity-1", "reasons-0", "hours-1"} <= {c[0] for c in carried}
+    for _, height, text in carried:
+        figure = json.loads(text)
+        assert figure["layout"]["height"] == int(height)  # the page is as tall before drawing
+        assert "width" not in figure["layout"]
+        assert figure["config"]["responsive"] is True
+    assert "new ResizeObserver" in tail
+
+
 def test_a_chart_with_nothing_to_draw_is_a_sentence() -> None:
     book = ledger(session("es", D1, 5))
     variant = split(book)[0]

@@ -42,6 +42,13 @@ def test_summary_counts_trades_wins_pnl_skips_and_days() -> None:
     assert summary.max_drawdown_pct == pytest.approx(6.0 / 100_010.0)
 
 
+def test_a_balance_that_never_fell_has_a_drawdown_of_plus_zero() -> None:
+    book = ledger(session("es", D1, 5))
+    summary = stats.summarize(book.decisions, book.trades)
+    assert summary.max_drawdown_pct == 0.0
+    assert math.copysign(1.0, summary.max_drawdown_pct) == 1.0  # not -0.0, shown as -0.00%
+
+
 def test_equity_curve_keeps_only_the_minutes_where_the_balance_moves() -> None:
     balances = [100.0, 100.0, 110.0, 110.0, 110.0, 105.0, 105.0, 120.0, 120.0]
     rows = [decision("es", at(D1, m), balance=b) for m, b in enumerate(balances)]

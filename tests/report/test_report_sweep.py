@@ -322,7 +322,7 @@ def test_a_sweep_that_never_traded_draws_on_a_scale_of_one(
                        walk=(4, 2))
     page = page_of(capsys, db, tmp_path / "flat.html")
     assert page.count('"zmax":1.0,"zmin":-1.0') == 3  # the whole period, in and out of sample
-    assert "Deflated Sharpe ratio of the best: n\\u002fa (the best never traded)" in page
+    assert "Deflated Sharpe ratio of the best: n/a (the best never traded)" in page
 
 
 def test_text_from_the_file_is_escaped_data(

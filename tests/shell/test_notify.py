@@ -25,7 +25,15 @@ from gexbot.core.types import (
     SessionTimes,
     Trade,
 )
-from gexbot.shell.notify import ConsoleSink, SkipCollapser, Summary, format_event, skip_kind
+from gexbot.shell.notify import (
+    ConsoleSink,
+    SkipCollapser,
+    Summary,
+    format_event,
+    signed_usd,
+    skip_kind,
+    usd,
+)
 
 DAY = date(2026, 11, 20)
 OPEN = datetime(2026, 11, 20, 9, 30, tzinfo=EASTERN)
@@ -181,6 +189,17 @@ def test_skip_kind_is_the_label_before_the_colon() -> None:
     assert skip_kind("chain_status: FAILED") == "chain_status"
     assert skip_kind("odd reason") == "odd reason"
     assert skip_kind(None) == "unknown"
+
+
+@pytest.mark.parametrize("amount", [-0.0, -0.001, -0.004, 0.0, 0.004])
+def test_an_amount_shown_as_zero_carries_no_minus_sign(amount: float) -> None:
+    assert signed_usd(amount) == "+$0.00"
+    assert usd(amount) == "$0.00"
+
+
+def test_amounts_keep_their_sign_and_cents() -> None:
+    assert [signed_usd(v) for v in (5.444, -12.3, -0.006)] == ["+$5.44", "-$12.30", "-$0.01"]
+    assert [usd(v) for v in (100_005.444, -1234.5)] == ["$100,005.44", "-$1,234.50"]
 
 
 def test_collapser_prints_first_skip_then_the_run_length_when_data_returns() -> None:
