@@ -43,6 +43,7 @@ from gexbot.research.stats import max_drawdown, sharpe, sortino
 from gexbot.shell.dbfile import check_database_path
 from gexbot.shell.notify import signed_usd, usd
 from gexbot.shell.schema import trade_row
+from gexbot.wording import counted
 
 DEFAULT_RESULTS = Path("results.db")
 log = logging.getLogger("gexbot.backtest")
@@ -153,7 +154,7 @@ def summary_lines(features: FeatureSet, result: Backtest, record: dict[str, Any]
     skipped = ", ".join(f"{kind} {n}" for kind, n in features.skipped_by_kind().items())
     rows = [
         ("sessions", f"{features.n_sessions} ({features.dates[0]} to {features.dates[-1]}),"
-                     f" {features.n_minutes:,} minutes"),
+                     f" {counted(features.n_minutes, 'minute')}"),
         ("skipped minutes", f"{record['skipped_minutes']}" + (f" ({skipped})" if skipped else "")),
         ("trades", f"{trades} ({int(counts['wins'])} won, win rate {rate})"),
         ("total PnL", signed_usd(record["pnl"])),

@@ -28,6 +28,7 @@ from gexbot.research.cli import (
     strategy_preset,
 )
 from gexbot.research.featureset import load_features
+from gexbot.wording import counted
 
 log = logging.getLogger("gexbot.features")
 
@@ -61,8 +62,8 @@ def _build(args: argparse.Namespace) -> int:
     features = load_features(args.variant, spec, args.out, preset=preset, model_path=args.model,
                              workers=args.workers)
     skipped = sum(reason is not None for reason in features.skip_reason)
-    print(f"{args.variant}: {features.n_sessions} sessions {features.dates[0]} to"
-          f" {features.dates[-1]}, {features.n_minutes:,} minutes ({skipped} skipped)"
+    print(f"{args.variant}: {counted(features.n_sessions, 'session')} {features.dates[0]} to"
+          f" {features.dates[-1]}, {counted(features.n_minutes, 'minute')} ({skipped} skipped)"
           f" in {time.perf_counter() - started:.1f} s")
     print(f"tables: {features.directory}")
     return EXIT_OK

@@ -30,6 +30,7 @@ from pydantic import (
 from gexbot.documents import DocumentError, NotAFileError, load_yaml, read_text
 from gexbot.errors import ConfigError
 from gexbot.redaction import MIN_SECRET_CHARS, basic_credentials, too_short
+from gexbot.wording import counted
 
 PRESET_DIR = Path(__file__).parent / "presets"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -297,7 +298,7 @@ def _first_problem(exc: ValidationError) -> str:
         message = "unknown key"
     elif first["type"] != "missing":
         message = f"{message} (got {_shown(first.get('input'))})"
-    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    more = f" (and {counted(len(errors) - 1, 'more problem')})" if len(errors) > 1 else ""
     return f"{key}: {message}{more}"
 
 

@@ -110,7 +110,9 @@ def test_several_problems_are_counted_in_the_one_line(tmp_path: Path) -> None:
     document = _shipped()
     document["strategy"]["ofi"]["window"] = 0
     document["strategy"]["cooldown_minutes"] = -1
-    assert "(and 1 more problems)" in _error(_write(tmp_path, document))
+    assert _error(_write(tmp_path, document)).endswith("(and 1 more problem)")
+    document["strategy"]["ofi"]["long_above"] = -2.0
+    assert _error(_write(tmp_path, document)).endswith("(and 2 more problems)")
 
 
 def test_files_that_are_not_presets(tmp_path: Path) -> None:

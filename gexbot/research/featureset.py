@@ -42,6 +42,7 @@ from gexbot.research.tables import (
     write_session,
 )
 from gexbot.settings import Preset, load_variant
+from gexbot.wording import counted
 
 log = logging.getLogger("gexbot.research")
 KEY_CHARS = 16
@@ -261,8 +262,8 @@ def _report(stale: Sequence[tuple[SessionTimes, str]], directory: Path, total: i
         first = sessions[0].date.isoformat()
         verb = "building" if why == "not built yet" else "rebuilding"
         example = "" if why == "not built yet" else f" (e.g. {table_path(directory, first)})"
-        log.info("%s %d of %d session tables in %s: %s%s", verb, len(sessions), total,
-                 directory, why, example)
+        log.info("%s %d of %s in %s: %s%s", verb, len(sessions),
+                 counted(total, "session table"), directory, why, example)
 
 
 _WORKER: dict[str, Any] = {}
@@ -302,8 +303,9 @@ def _build(
     else:
         with ProcessPoolExecutor(count, initializer=_worker_start, initargs=opening) as pool:
             minutes = sum(pool.map(_worker_build, tasks))
-    log.info("built %d session tables (%d minutes) in %.1f s on %d process(es)", len(tasks),
-             minutes, time.perf_counter() - started, count)
+    log.info("built %s (%s) in %.1f s on %s", counted(len(tasks), "session table"),
+             counted(minutes, "minute"), time.perf_counter() - started,
+             counted(count, "process", "processes"))
 
 
 def _assemble(

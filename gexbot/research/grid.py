@@ -10,9 +10,15 @@
 Every value is validated by the preset schema with the key alone (an unknown key, a wrong type,
 an out-of-range value: one line naming the file and the key); the combinations are validated
 whole when the sweep turns them into kernel parameters. With `random: N`, a `{start, stop}`
-range without a step is sampled continuously (integers for an integer setting); lists and
-stepped ranges are sampled among their values. The points are drawn from `seed`, so the same
-file names the same combinations on every run, which is what lets a rerun skip finished work.
+range without a step is sampled continuously, or among the whole numbers in it for a setting the
+preset schema holds as a whole number (a window, minutes): the schema decides, not whether the
+bounds are spelled 1 or 1.0. Lists and stepped ranges are sampled among their values. The points
+are drawn from `seed`, so the same file names the same combinations on every run, which is what
+lets a rerun skip finished work; a point drawn twice is run once, and the sweep says how many
+distinct ones the draws gave.
+
+Every count (combinations, draws, values of a range) is checked before anything is built, so a
+mistyped count or step is refused in one line instead of filling the memory.
 """
 
 from __future__ import annotations
@@ -29,12 +35,16 @@ import yaml
 
 from gexbot.documents import DocumentError, load_yaml, read_text
 from gexbot.errors import ConfigError
-from gexbot.research.params import apply_overrides
+from gexbot.research.params import apply_overrides, is_integer_setting
 from gexbot.settings import Preset
+from gexbot.wording import counted
 
 MAX_COMBINATIONS = 100_000
 """Above this many combinations a grid needs `--yes` (or `random: N`): a mistyped step can
 ask for days of work."""
+MAX_SWEEP = 1_000_000
+"""The most combinations one sweep takes, even with `--yes`: each is held in memory while the
+sweep is prepared and stored with its daily PnL, so a larger grid is split into several."""
 MAX_VALUES_PER_KEY = 10_000
 GRID_LIMIT = 1 << 20
 """Bytes of the largest grid file read: a grid is a few lines."""
@@ -50,6 +60,10 @@ class Grid:
     keys: tuple[str, ...]
     combinations: tuple[tuple[Any, ...], ...]
     source: str
+    drawn: int | None = None
+    """With `random: N`, N (the draws; repeats among them are kept once); else None."""
+    space: int | None = None
+    """With `random: N`, how many distinct points the grid holds when that is finite."""
 
     def __len__(self) -> int:
         return len(self.combinations)
@@ -58,6 +72,16 @@ class Grid:
         """Each combination as a {dotted key: value} override set."""
         for values in self.combinations:
             yield dict(zip(self.keys, values, strict=True))
+
+    def sampling_note(self) -> str | None:
+        """One line when random draws repeated points (so fewer combinations run than drawn)."""
+        if self.drawn is None or self.drawn == len(self.combinations):
+            return None
+        holds = "" if self.space is None else f"; the grid holds {self.space:,} in all"
+        return (
+            f"{self.source}: random: {self.drawn:,} draws gave"
+            f" {counted(len(self.combinations), 'distinct combination')}{holds}, each run once"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +125,17 @@ def grid_from_mapping(
     seed = _whole(options.get("seed", 0), "seed", where, minimum=0)
     if "seed" in options and random_points is None:
         raise ConfigError(f"{where} seed: only means something with random: N")
+    if random_points is not None:
+        _check_count(random_points, f"{where} random: {_many(random_points)} draws", allow_large,
+                     "draw fewer")
     axes = []
     for key, spec in document.items():
         if key in RESERVED:
             continue
         if not isinstance(key, str):
             raise ConfigError(f"{where} {key!r}: keys are dotted preset keys")
-        axis = _axis(key, spec, where, sampled=random_points is not None)
+        integer = is_integer_setting(preset, key, where)
+        axis = _axis(key, spec, where, sampled=random_points is not None, integer=integer)
         _validate_values(axis, preset, where)
         axes.append(axis)
     if not axes:
@@ -116,22 +144,45 @@ def grid_from_mapping(
     if random_points is not None:
         assert seed is not None  # noqa: S101 (defaulted above)
         combos = _sample(axes, random_points, seed)
-        return Grid(keys=keys, combinations=combos, source=where.rstrip(":"))
+        return Grid(keys=keys, combinations=combos, source=where.rstrip(":"),
+                    drawn=random_points, space=_space(axes))
     count = math.prod(len(a.values) for a in axes)
-    if count > MAX_COMBINATIONS and not allow_large:
-        raise ConfigError(
-            f"{where} {count:,} combinations; run them all with --yes, or sample some with"
-            " `random: N` in the grid"
-        )
+    _check_count(count, f"{where} {_many(count)} combinations", allow_large,
+                 "sample some with `random: N` in the grid")
     combos = tuple(itertools.product(*(a.values for a in axes)))
     return Grid(keys=keys, combinations=combos, source=where.rstrip(":"))
 
 
-def _axis(key: str, spec: Any, where: str, *, sampled: bool) -> _Axis:
+def _check_count(count: int, what: str, allow_large: bool, smaller: str) -> None:
+    """Refuse `count` combinations above MAX_SWEEP, and above MAX_COMBINATIONS without --yes."""
+    if count > MAX_SWEEP:
+        raise ConfigError(
+            f"{what}; one sweep takes at most {MAX_SWEEP:,} combinations: split the grid, or"
+            f" {smaller}"
+        )
+    if count > MAX_COMBINATIONS and not allow_large:
+        raise ConfigError(f"{what}; run them all with --yes, or {smaller}")
+
+
+def _space(axes: list[_Axis]) -> int | None:
+    """How many distinct points the axes hold; None when one is a continuous range."""
+    sizes = []
+    for axis in axes:
+        if axis.low is None:
+            sizes.append(len(axis.values))
+        elif axis.integer and axis.high is not None:
+            sizes.append(int(axis.high) - int(axis.low) + 1)
+        else:
+            return None
+    return math.prod(sizes)
+
+
+def _axis(key: str, spec: Any, where: str, *, sampled: bool, integer: bool) -> _Axis:
     if isinstance(spec, list):
         values = tuple(spec)
+        _bounded(len(values), key, where)
     elif isinstance(spec, dict):
-        return _range_axis(key, spec, where, sampled=sampled)
+        return _range_axis(key, spec, where, sampled=sampled, integer=integer)
     elif spec is None:
         raise ConfigError(f"{where} {key}: no values")
     else:
@@ -146,7 +197,10 @@ def _axis(key: str, spec: Any, where: str, *, sampled: bool) -> _Axis:
     return _Axis(key=key, values=values)
 
 
-def _range_axis(key: str, spec: dict[str, Any], where: str, *, sampled: bool) -> _Axis:
+def _range_axis(
+    key: str, spec: dict[str, Any], where: str, *, sampled: bool, integer: bool
+) -> _Axis:
+    """A range's values (or bounds, sampled); `integer`: the setting is a whole number."""
     if set(spec) == {"linspace"}:
         bounds = spec["linspace"]
         if not (isinstance(bounds, list) and len(bounds) == 3):
@@ -155,25 +209,40 @@ def _range_axis(key: str, spec: dict[str, Any], where: str, *, sampled: bool) ->
         count = _whole(bounds[2], f"{key}: linspace count", where, minimum=1)
         assert count is not None  # noqa: S101 (a value was given)
         _bounded(count, key, where)
-        values = tuple(_rounded(v) for v in np.linspace(first, last, count))
+        values = tuple(_typed(v, integer) for v in np.linspace(first, last, count))
         return _Axis(key=key, values=tuple(dict.fromkeys(values)))
     if set(spec) in ({"start", "stop", "step"}, {"start", "stop"}):
         start, stop = _number(spec["start"], key, where), _number(spec["stop"], key, where)
         if stop < start:
             raise ConfigError(f"{where} {key}: stop {stop} is below start {start}")
-        integer = all(isinstance(spec[k], int) for k in spec)
         if "step" not in spec:
             if not sampled:
                 raise ConfigError(f"{where} {key}: a range needs a step (or random: N)")
-            return _Axis(key=key, values=(), low=start, high=stop, integer=integer)
+            if not integer:
+                return _Axis(key=key, values=(), low=start, high=stop)
+            low, high = math.ceil(start), math.floor(stop)
+            if low > high:
+                raise ConfigError(
+                    f"{where} {key}: a whole-number setting, and no whole number lies between"
+                    f" {spec['start']!r} and {spec['stop']!r}"
+                )
+            return _Axis(key=key, values=(), low=low, high=high, integer=True)
         step = _number(spec["step"], key, where)
         if step <= 0:
             raise ConfigError(f"{where} {key}: step must be positive (got {spec['step']!r})")
-        count = math.floor((stop - start) / step + 1e-9) + 1
-        _bounded(count, key, where)
-        if integer:
+        steps = (stop - start) / step
+        if not steps < MAX_VALUES_PER_KEY:  # also an overflow to inf: counted before building
+            raise ConfigError(
+                f"{where} {key}: step {_shown(spec['step'])} from {_shown(spec['start'])} to"
+                f" {_shown(spec['stop'])} gives more than {MAX_VALUES_PER_KEY:,} values; at most"
+                f" {MAX_VALUES_PER_KEY:,} per key"
+            )
+        count = math.floor(steps + 1e-9) + 1
+        if integer and all(isinstance(spec[k], int) for k in spec):
             return _Axis(key=key, values=tuple(range(int(start), int(stop) + 1, int(step))))
-        return _Axis(key=key, values=tuple(_rounded(start + i * step) for i in range(count)))
+        return _Axis(
+            key=key, values=tuple(_typed(start + i * step, integer) for i in range(count))
+        )
     raise ConfigError(
         f"{where} {key}: expected a list, a value, {{start, stop, step}} or"
         " {linspace: [first, last, count]}"
@@ -207,25 +276,50 @@ def _sample(axes: list[_Axis], points: int, seed: int) -> tuple[tuple[Any, ...],
 
 
 def _number(value: Any, key: str, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{where} {key}: {value!r} is not a finite number")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{where} {key}: {_shown(value)} is not a finite number")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{where} {key}: {_shown(value)} is not a finite number")
+    return number
 
 
 def _whole(value: Any, name: str, where: str, *, minimum: int) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{where} {name}: expected a whole number ≥ {minimum} (got {value!r})")
+        raise ConfigError(
+            f"{where} {name}: expected a whole number ≥ {minimum} (got {_shown(value)})"
+        )
     return value
 
 
 def _bounded(count: int, key: str, where: str) -> None:
     if count > MAX_VALUES_PER_KEY:
         raise ConfigError(
-            f"{where} {key}: {count:,} values; at most {MAX_VALUES_PER_KEY:,} per key"
+            f"{where} {key}: {_many(count)} values; at most {MAX_VALUES_PER_KEY:,} per key"
         )
+
+
+def _many(count: int) -> str:
+    """A count for a message: in full, or its order of magnitude when it is absurdly long."""
+    return f"{count:,}" if count < 10**15 else f"about 10^{len(str(count)) - 1}"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
 
 
 def _rounded(value: float) -> float:
     return float(f"{float(value):.{_SIGNIFICANT}g}")
+
+
+def _typed(value: float, integer: bool) -> float | int:
+    """A range's value as the setting holds it: a whole number stays whole for an integer
+    setting (a fraction is left for the schema to refuse, naming the key)."""
+    rounded = _rounded(value)
+    return int(rounded) if integer and rounded.is_integer() else rounded

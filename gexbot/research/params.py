@@ -79,6 +79,15 @@ def apply_overrides(preset: Preset, overrides: Mapping[str, Any], source: str = 
         raise ConfigError(f"{source} {_first_problem(problem)}") from None
 
 
+def is_integer_setting(preset: Preset, key: str, source: str = "--set") -> bool:
+    """Whether the preset schema holds `key` as a whole number (a window, minutes) rather than a
+    real number, whatever the spelling of a value given for it; an unknown key is a ConfigError.
+    """
+    parent, leaf = _parent(preset.model_dump(mode="python"), key, source)
+    current = parent[leaf]
+    return isinstance(current, int) and not isinstance(current, bool)
+
+
 def _parent(document: dict[str, Any], key: str, source: str) -> tuple[dict[str, Any], str]:
     parts = key.split(".")
     node: Any = document

@@ -43,6 +43,7 @@ from gexbot.research.walkforward import walk_forward
 from gexbot.settings import Preset, load_variant
 from gexbot.shell.dbfile import check_database_path, write_failure
 from gexbot.shell.notify import signed_usd, usd
+from gexbot.wording import counted
 
 MAX_CHUNK = 500
 RESUMES = ": the same command then computes only the combinations not yet stored"
@@ -110,8 +111,9 @@ def run_sweep(
     if plan.walk_forward is not None and len(dates) <= plan.walk_forward[0]:
         train, test = plan.walk_forward
         raise ConfigError(
-            f"--walk-forward {train}:{test}: the data has {len(dates)} sessions; the first"
-            f" training window alone needs {train} and at least one more is needed to test"
+            f"--walk-forward {train}:{test}: the data has {counted(len(dates), 'session')};"
+            f" the first training window alone needs {train} and at least one more is needed"
+            " to test"
         )
     sweep = hashlib.sha256("\n".join(sorted(prepared.combos)).encode()).hexdigest()[:16]
     store = SweepStore(plan.db)
@@ -119,9 +121,13 @@ def run_sweep(
         store.begin_sweep(sweep, _about(plan, prepared, dates), _sql_types(prepared.grid))
         stored = store.stored(sweep)
         todo = [i for i, combo in enumerate(prepared.combos) if combo not in stored]
+        note = prepared.grid.sampling_note()
+        if note is not None:
+            echo(note)
         echo(
-            f"sweep {sweep}: {len(prepared.combos):,} combinations over {len(dates)} sessions"
-            f" ({dates[0]} to {dates[-1]}), {len(prepared.feature_sets)} feature table(s);"
+            f"sweep {sweep}: {counted(len(prepared.combos), 'combination')} over"
+            f" {counted(len(dates), 'session')} ({dates[0]} to {dates[-1]}),"
+            f" {counted(len(prepared.feature_sets), 'feature table')};"
             f" {len(prepared.combos) - len(todo):,} already in {plan.db}, {len(todo):,} to compute"
         )
         if todo:
@@ -230,12 +236,13 @@ def _compute(
             run_chunks(client, prepared.feature_sets, chunks, take)
         except KilledWorker as problem:
             raise ConfigError(
-                f"workers died again and again running one chunk ({problem}); {done:,} new"
-                f" combinations are stored in {plan.db}, the same command computes the rest"
+                f"workers died again and again running one chunk ({problem});"
+                f" {counted(done, 'new combination')} stored in {plan.db}, the same command"
+                " computes the rest"
             ) from None
         except KeyboardInterrupt:
             bar.close()
-            echo(f"interrupted: {done:,} new combinations stored in {plan.db}; the same"
+            echo(f"interrupted: {counted(done, 'new combination')} stored in {plan.db}; the same"
                  " command computes the rest")
             raise
         finally:
@@ -307,8 +314,9 @@ def describe(figures: SweepFigures, prepared: _Prepared, plan: SweepPlan) -> lis
     ]
     if figures.pbo_note is None:
         lines.append(
-            f"overfitting: PBO {s['pbo']:.2f} ({s['pbo_blocks']} blocks, {s['pbo_splits']:,}"
-            f" splits; the in-sample best lost out of sample in {s['pbo_oos_loss']:.0%})"
+            f"overfitting: PBO {s['pbo']:.2f} ({counted(s['pbo_blocks'], 'block')},"
+            f" {counted(s['pbo_splits'], 'split')}; the in-sample best lost out of sample in"
+            f" {s['pbo_oos_loss']:.0%})"
         )
     else:
         lines.append(f"overfitting: no PBO ({figures.pbo_note})")
@@ -316,18 +324,18 @@ def describe(figures: SweepFigures, prepared: _Prepared, plan: SweepPlan) -> lis
         f"deflated Sharpe ratio of the best: {_maybe(s['dsr'])} (Sharpe"
         f" {s['dsr_sharpe_per_session']:.3f} a session against"
         f" {s['dsr_benchmark_per_session']:.3f} expected from the best of"
-        f" {len(prepared.combos):,} luck-only trials)"
+        f" {counted(len(prepared.combos), 'luck-only trial')})"
     )
     if s.get("wf_folds"):
         lines += [
             f"walk-forward {s['wf_train_sessions']}:{s['wf_test_sessions']} by {plan.metric},"
-            f" {s['wf_folds']} folds:",
+            f" {counted(s['wf_folds'], 'fold')}:",
             f"  out of sample (stitched): PnL {signed_usd(s['wf_oos_pnl'])} | Sharpe"
-            f" {s['wf_oos_sharpe']:.2f} | {s['wf_oos_trades']} trades | max drawdown"
+            f" {s['wf_oos_sharpe']:.2f} | {counted(s['wf_oos_trades'], 'trade')} | max drawdown"
             f" {usd(s['wf_oos_max_drawdown'])}",
             f"  in sample (best with hindsight, same sessions): PnL {signed_usd(s['wf_is_pnl'])}"
-            f" | Sharpe {s['wf_is_sharpe']:.2f} | {s['wf_is_trades']} trades | max drawdown"
-            f" {usd(s['wf_is_max_drawdown'])}",
+            f" | Sharpe {s['wf_is_sharpe']:.2f} | {counted(s['wf_is_trades'], 'trade')} | max"
+            f" drawdown {usd(s['wf_is_max_drawdown'])}",
         ]
     return lines
 

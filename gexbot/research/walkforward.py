@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gexbot.errors import ConfigError
+from gexbot.wording import counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,7 @@ def walk_forward(
     sessions = daily.shape[1]
     if sessions <= train:
         raise ConfigError(
-            f"--walk-forward {train}:{test}: the data has {sessions} sessions; the first"
+            f"--walk-forward {train}:{test}: the data has {counted(sessions, 'session')}; the first"
             f" training window alone needs {train} and at least one more is needed to test"
         )
     folds = []

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from gexbot.errors import ConfigError
-from gexbot.research.grid import MAX_COMBINATIONS, load_grid
+from gexbot.research.grid import (
+    MAX_COMBINATIONS,
+    MAX_SWEEP,
+    MAX_VALUES_PER_KEY,
+    grid_from_mapping,
+    load_grid,
+)
 from gexbot.settings import load_variant
 
 PRESET = load_variant("es")
@@ -141,3 +147,84 @@ def test_a_missing_or_unreadable_grid_file_is_one_line(tmp_path: Path) -> None:
     deep.write_text("strategy.ofi.long_above: " + "[" * 100 + "]" * 100)
     with pytest.raises(ConfigError, match="nested more than"):
         load_grid(deep, PRESET)
+
+
+def test_random_draws_are_counted_before_any_is_drawn(tmp_path: Path) -> None:
+    over = MAX_COMBINATIONS + 1
+    text = f"strategy.ofi.long_above: {{start: 1.0, stop: 3.0}}\nrandom: {over}\n"
+    with pytest.raises(ConfigError) as refused:
+        _grid(tmp_path, text)
+    assert f"random: {over:,} draws; run them all with --yes, or draw fewer" in str(refused.value)
+    assert len(_grid(tmp_path, text, allow_large=True)) == over
+    beyond = f"strategy.ofi.long_above: {{start: 1.0, stop: 3.0}}\nrandom: {MAX_SWEEP + 1}\n"
+    with pytest.raises(ConfigError, match=f"one sweep takes at most {MAX_SWEEP:,} combinations"):
+        _grid(tmp_path, beyond, allow_large=True)
+    with pytest.raises(ConfigError, match=r"random: about 10\^400 draws; one sweep takes"):
+        grid_from_mapping({"random": 10**400, "strategy.ofi.long_above": [2.0]}, PRESET,
+                          "g.yaml:", allow_large=True)
+
+
+def test_a_grid_beyond_what_one_sweep_takes_is_refused_even_with_yes(tmp_path: Path) -> None:
+    text = """
+strategy.ofi.long_above: {linspace: [1.0, 3.0, 101]}
+strategy.ofi.short_below: {linspace: [0.1, 0.9, 100]}
+strategy.stop_sigma: {linspace: [1.0, 5.0, 100]}
+"""
+    with pytest.raises(ConfigError) as refused:
+        _grid(tmp_path, text, allow_large=True)
+    assert "1,010,000 combinations; one sweep takes at most 1,000,000" in str(refused.value)
+    assert "split the grid" in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"start": 0, "stop": 1, "step": 1e-320}, "step 1e-320 from 0 to 1 gives more than 10,000"),
+        ({"start": -1e308, "stop": 1e308, "step": 1.0}, "gives more than 10,000 values"),
+        ({"start": 0, "stop": 10**400, "step": 1}, "is not a finite number"),
+        ({"linspace": [0, 1, 10**400]}, r"about 10^400 values; at most 10,000 per key"),
+        (list(range(1, MAX_VALUES_PER_KEY + 2)), "10,001 values; at most 10,000 per key"),
+    ],
+)
+def test_the_values_of_one_key_are_counted_before_they_are_built(
+    spec: object, message: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        grid_from_mapping({"strategy.ofi.long_above": spec}, PRESET, "g.yaml:")
+    assert message in str(refused.value)
+    assert len(str(refused.value)) < 200
+
+
+def test_the_schema_not_the_spelling_decides_whole_numbers(tmp_path: Path) -> None:
+    sampled = _grid(tmp_path, "strategy.ofi.long_above: {start: 1, stop: 3}\nrandom: 200\n")
+    drawn = [values[0] for values in sampled.combinations]
+    assert len(drawn) == 200
+    assert all(isinstance(v, float) and 1.0 <= v <= 3.0 for v in drawn)
+    assert sum(not v.is_integer() for v in drawn) == 200
+    stepped = _grid(tmp_path, "strategy.ofi.long_above: {start: 1, stop: 3, step: 1}")
+    assert [v for (v,) in stepped.combinations] == [1.0, 2.0, 3.0]
+    assert all(isinstance(v, float) for (v,) in stepped.combinations)
+    minutes = _grid(tmp_path, "strategy.cooldown_minutes: {start: 0.5, stop: 3.7}\nrandom: 60\n")
+    assert {v for (v,) in minutes.combinations} == {1, 2, 3}
+    assert all(isinstance(v, int) for (v,) in minutes.combinations)
+    spaced = _grid(tmp_path, "strategy.cooldown_minutes: {linspace: [0.0, 10.0, 3]}")
+    assert [v for (v,) in spaced.combinations] == [0, 5, 10]
+    assert all(isinstance(v, int) for (v,) in spaced.combinations)
+    with pytest.raises(ConfigError, match=r"no whole number lies between 1\.5 and 1\.7"):
+        _grid(tmp_path, "strategy.cooldown_minutes: {start: 1.5, stop: 1.7}\nrandom: 5\n")
+
+
+def test_repeated_draws_are_run_once_and_said(tmp_path: Path) -> None:
+    grid = _grid(tmp_path, """
+strategy.cooldown_minutes: {start: 1, stop: 3}
+strategy.sizing.bucket: [REVERSION, MOMENTUM]
+random: 1000
+""")
+    assert len(grid) == 6
+    assert grid.sampling_note() == (
+        f"{tmp_path / 'grid.yaml'}: random: 1,000 draws gave 6 distinct combinations; the grid"
+        " holds 6 in all, each run once"
+    )
+    continuous = _grid(tmp_path, "strategy.ofi.long_above: {start: 1.0, stop: 3.0}\nrandom: 50\n")
+    assert continuous.sampling_note() is None
+    assert _grid(tmp_path, "strategy.ofi.long_above: [1.5, 2.0]").sampling_note() is None

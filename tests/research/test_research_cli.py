@@ -245,7 +245,7 @@ def test_tables_of_another_version_are_rebuilt_from_the_data_they_name(
                           str(tmp_path / "r.db")])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "rebuilding 1 of 1 session tables" in err
+    assert "rebuilding 1 of 1 session table in" in err
     assert "this is 9.9.9" in err
     assert "trades" in out
 

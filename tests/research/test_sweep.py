@@ -124,13 +124,16 @@ def test_the_command_runs_a_sweep_and_prints_the_figures(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     grid = tmp_path / "grid.yaml"
-    grid.write_text("strategy.ofi.long_above: [1.5, 2.0]\nstrategy.stop_sigma: [2.0, 3.0]\n")
+    grid.write_text("strategy.ofi.long_above: [1.5, 2.0]\nstrategy.stop_sigma: [2.0, 3.0]\n"
+                    "random: 40\n")
     code = sweep_cli.main(["--variant", "es", *DATA_ARGS, "--out", str(features_dir()),
                            "--grid", str(grid), "--db", str(tmp_path / "r.db"), "--workers", "1",
-                           "--walk-forward", "3:1", "--metric", "pnl", "--no-progress"])
+                           "--walk-forward", "4:1", "--metric", "pnl", "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "4 combinations over 5 sessions" in out
+    assert f"{grid}: random: 40 draws gave 4 distinct combinations; the grid holds 4 in all" in out
+    assert "4 combinations over 5 sessions (2026-10-01 to 2026-10-07), 1 feature table;" in out
+    assert "walk-forward 4:1 by pnl, 1 fold:" in out
     assert "Dask dashboard: http://127.0.0.1:" in out
     assert "best by pnl: strategy.ofi.long_above=" in out
     assert "overfitting: PBO" in out
