@@ -77,8 +77,8 @@ class DataSpec:
     def describe(self) -> dict[str, Any]:
         """The spec as JSON-ready data, kept in each table so it can be rebuilt from it."""
         if self.source == "sim":
-            start = self.start.isoformat() if self.start is not None else None
-            return {"source": "sim", "seed": self.seed, "start": start, "days": self.days}
+            # The seed and a table's date identify its data; which run built it does not.
+            return {"source": "sim", "seed": self.seed}
         return {"source": "replay", "replay": [str(p.resolve()) for p in self.replay]}
 
     def plan(self, variant: str, model: Path | None = None) -> RunPlan:

@@ -137,3 +137,14 @@ def test_a_folder_without_recordings_is_refused(tmp_path: Path) -> None:
     folder.mkdir()
     with pytest.raises(ConfigError, match="no recordings"):
         load_features("es", DataSpec.recordings([folder]), tmp_path)
+
+
+def test_builds_of_other_windows_share_one_folder(tmp_path: Path) -> None:
+    """Tables of one seed built by runs of different windows serve `--features` together."""
+    from gexbot.research.featureset import open_features
+
+    first = load_features("es", DataSpec.sim(3, date(2026, 11, 24), 1), tmp_path)
+    second = load_features("es", DataSpec.sim(3, date(2026, 11, 25), 1), tmp_path)
+    assert first.directory == second.directory
+    both = open_features(first.directory, "es", load_variant("es"))
+    assert both.dates == (date(2026, 11, 24), date(2026, 11, 25))
