@@ -315,8 +315,8 @@ def describe(figures: SweepFigures, prepared: _Prepared, plan: SweepPlan) -> lis
     if figures.pbo_note is None:
         lines.append(
             f"overfitting: PBO {s['pbo']:.2f} ({counted(s['pbo_blocks'], 'block')},"
-            f" {counted(s['pbo_splits'], 'split')}; the in-sample best lost out of sample in"
-            f" {s['pbo_oos_loss']:.0%})"
+            f" {counted(s['pbo_splits'], 'split')}; the in-sample best lost money out of"
+            f" sample in {s['pbo_oos_loss']:.0%} of them)"
         )
     else:
         lines.append(f"overfitting: no PBO ({figures.pbo_note})")
