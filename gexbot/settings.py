@@ -11,6 +11,7 @@ balance, multiplier or simulated-market parameter trades on in NaN or allocates 
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from gexbot.documents import DocumentError, NotAFileError, load_yaml, read_text
 from gexbot.errors import ConfigError
@@ -290,16 +292,37 @@ def load_variant(variant: str, preset_file: str | Path | None = None) -> Preset:
 
 
 def _first_problem(exc: ValidationError) -> str:
-    errors = exc.errors()
+    """The one problem a user should fix first, named by its dotted key.
+
+    A misspelt key shows up twice to pydantic: as an unknown key and as the real key missing.
+    The unknown key is the one the user typed, so it is named first, with the missing key of the
+    same section it most resembles as the likely meant one (which is then not counted again).
+    """
+    errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
     first = errors[0]
     key = ".".join(str(part) for part in first["loc"]) or "(top level)"
     message = first["msg"]
+    others = len(errors) - 1
     if first["type"] == "extra_forbidden":
         message = "unknown key"
+        meant = _meant(first["loc"], errors)
+        if meant is not None:
+            message += f" (did you mean {meant}?)"
+            others -= 1
     elif first["type"] != "missing":
         message = f"{message} (got {_shown(first.get('input'))})"
-    more = f" (and {counted(len(errors) - 1, 'more problem')})" if len(errors) > 1 else ""
+    more = f" (and {counted(others, 'more problem')})" if others else ""
     return f"{key}: {message}{more}"
+
+
+def _meant(location: tuple[int | str, ...], errors: list[ErrorDetails]) -> str | None:
+    """The missing key of the same section spelt most like an unknown one, if any is close."""
+    missing = [
+        str(error["loc"][-1]) for error in errors
+        if error["type"] == "missing" and error["loc"][:-1] == location[:-1]
+    ]
+    close = difflib.get_close_matches(str(location[-1]), missing, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def _shown(value: object, width: int = 40) -> str:

@@ -111,8 +111,29 @@ def test_several_problems_are_counted_in_the_one_line(tmp_path: Path) -> None:
     document["strategy"]["ofi"]["window"] = 0
     document["strategy"]["cooldown_minutes"] = -1
     assert _error(_write(tmp_path, document)).endswith("(and 1 more problem)")
-    document["strategy"]["ofi"]["long_above"] = -2.0
+    document["strategy"]["bands"]["window"] = 0
     assert _error(_write(tmp_path, document)).endswith("(and 2 more problems)")
+
+
+def test_a_misspelt_key_is_named_as_typed_with_the_key_it_resembles(tmp_path: Path) -> None:
+    """The typo, not the key it left missing, is the problem named, and it is not counted twice."""
+    document = _shipped()
+    document["strategy"]["ofi"]["long_abve"] = document["strategy"]["ofi"].pop("long_above")
+    path = _write(tmp_path, document)
+    assert _error(path) == (
+        f"{path}: strategy.ofi.long_abve: unknown key (did you mean long_above?)"
+    )
+    document["strategy"]["cooldown_minutes"] = -1
+    message = _error(_write(tmp_path, document))
+    assert "strategy.ofi.long_abve: unknown key (did you mean long_above?)" in message
+    assert message.endswith("(and 1 more problem)")
+
+
+def test_an_unknown_key_like_no_missing_one_gets_no_suggestion(tmp_path: Path) -> None:
+    document = _shipped()
+    document["strategy"]["ofi"]["colour"] = "blue"
+    path = _write(tmp_path, document)
+    assert _error(path) == f"{path}: strategy.ofi.colour: unknown key"
 
 
 def test_files_that_are_not_presets(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ data settings, the simulated market), and the two training-only keys that no bac
 from __future__ import annotations
 
 import copy
+import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -97,7 +98,10 @@ def _parent(document: dict[str, Any], key: str, source: str) -> tuple[dict[str, 
             raise ConfigError(f"{source} {key}: unknown key ({known} is not a preset setting)")
         node = node[part]
     if not isinstance(node, dict) or parts[-1] not in node:
-        raise ConfigError(f"{source} {key}: unknown key")
+        close = difflib.get_close_matches(parts[-1], list(node) if isinstance(node, dict) else [],
+                                          n=1, cutoff=0.6)
+        meant = f" (did you mean {'.'.join([*parts[:-1], close[0]])}?)" if close else ""
+        raise ConfigError(f"{source} {key}: unknown key{meant}")
     return node, parts[-1]
 
 

@@ -55,7 +55,9 @@ def test_malformed_assignments_are_one_line(text: str) -> None:
 @pytest.mark.parametrize(
     ("override", "says"),
     [
-        ({"strategy.ofi.long_abve": 2.5}, "strategy.ofi.long_abve: unknown key"),
+        ({"strategy.ofi.long_abve": 2.5},
+         "strategy.ofi.long_abve: unknown key (did you mean strategy.ofi.long_above?)"),
+        ({"strategy.ofi.colour": 2.5}, "strategy.ofi.colour: unknown key"),
         ({"strategy.nothing.here": 1}, "unknown key"),
         ({"strategy.ofi": 1}, "is a section"),
         ({"strategy.ofi.long_above": "high"}, "strategy.ofi.long_above: Input should be"),
