@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -213,7 +214,7 @@ def test_the_readme_example_is_a_valid_sweep_command_and_grid(tmp_path: Path) ->
     words = shlex.split(command)
     assert words[:3] == ["python", "-m", "gexbot.sweep"]
     args = sweep_cli.build_parser().parse_args(words[3:])
-    assert data_spec(args).describe() == {"source": "sim", "seed": 7, "start": "2026-10-01",
-                                          "days": 40}
+    spec = data_spec(args)
+    assert (spec.source, spec.seed, spec.start, spec.days) == ("sim", 7, date(2026, 10, 1), 40)
     assert parse_windows(args.walk_forward) == (20, 5)
     assert f"{len(grid)} combinations over 40 sessions" in section
