@@ -33,6 +33,7 @@ from gexbot.shell.logs import setup_logging
 from gexbot.shell.signals import interrupt_on_stop_signals
 from gexbot.sources import Market, SourceOptions, open_market
 from gexbot.training import FitResult, fit_hmm, session_returns
+from gexbot.wording import counted
 
 log = logging.getLogger("gexbot.train_hmm")
 _ONE_MINUTE = timedelta(minutes=1)
@@ -179,7 +180,15 @@ def _training_sessions(
         recorded = market.replay_sessions(calendar)
         if not recorded:
             raise ConfigError("no trading session in the recordings given: nothing to train on")
-        return recorded if args.sessions is None else recorded[-count:]
+        if len(recorded) < count:
+            # A model fitted on a day or two would replace the preset's model without a word.
+            asked = "--sessions asks for" if args.sessions is not None else "the preset trains on"
+            raise ConfigError(
+                f"the recordings hold {counted(len(recorded), 'trading session')}, {asked}"
+                f" {count}: record more sessions, or pass --sessions {len(recorded)} to train on"
+                " these"
+            )
+        return recorded[-count:]
     end = args.end
     if end is None:
         end = calendar.last_completed(datetime.now(EASTERN)).date

@@ -21,7 +21,7 @@ import pytest
 
 from gexbot import live, train_hmm
 from gexbot.core.session import EASTERN, TradingCalendar
-from gexbot.errors import ConfigError, TransientError
+from gexbot.errors import EXIT_CONFIG, ConfigError, TransientError
 from gexbot.market.feed import MarketFeed, history_params, quote_params
 from gexbot.market.parse import check_exchange, parse_snapshot
 from gexbot.market.recording import RecordingTransport
@@ -394,7 +394,8 @@ def test_a_replay_trades_with_the_model_the_recording_names(
 
 
 def test_train_hmm_on_recordings_matches_training_on_the_market(
-    tmp_path: Path, preset: Preset, calendar: TradingCalendar, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, preset: Preset, calendar: TradingCalendar, caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     sessions = calendar.sessions_ending(date(2026, 10, 23), 6)
     recorder = RecordingTransport(SimMarket(preset, calendar, 1), tmp_path / "rec", "es")
@@ -408,8 +409,17 @@ def test_train_hmm_on_recordings_matches_training_on_the_market(
     recorder.close()
 
     common = ["--variant", "es", "--restarts", "2", "--force"]
+    # Seven recorded sessions, the preset trains on ten: refused unless --sessions says so.
+    assert train_hmm.main([*common, "--replay", str(tmp_path / "rec"),
+                           "--out", str(tmp_path / "replayed.json")]) == EXIT_CONFIG
+    assert not (tmp_path / "replayed.json").exists()
+    said = capsys.readouterr()
+    assert "the recordings hold 7 trading sessions, the preset trains on 10: record more" \
+        " sessions, or pass --sessions 7 to train on these" in said.out + said.err
+    assert train_hmm.main([*common, "--replay", str(tmp_path / "rec"), "--sessions", "8",
+                           "--out", str(tmp_path / "replayed.json")]) == EXIT_CONFIG
     with caplog.at_level(logging.WARNING, logger="gexbot.train_hmm"):
-        assert train_hmm.main([*common, "--replay", str(tmp_path / "rec"),
+        assert train_hmm.main([*common, "--replay", str(tmp_path / "rec"), "--sessions", "7",
                                "--out", str(tmp_path / "replayed.json")]) == 0
     assert "2026-10-26: pricehistory: not recorded" in caplog.text
     assert train_hmm.main([*common, "--source", "sim", "--end", "2026-10-23", "--sessions", "6",
