@@ -8,7 +8,11 @@ ends the run after the current minute, and the environment is the caller's alone
 from __future__ import annotations
 
 import ast
+import json
+import logging
+import re
 import threading
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import date
@@ -136,3 +140,36 @@ def test_only_the_environment_module_reads_the_process_environment() -> None:
             if named:
                 readers.append(path.relative_to(PACKAGE.parent).as_posix())
     assert sorted(set(readers)) == ["gexbot/environment.py"]
+
+
+@pytest.mark.parametrize(("plan", "name"), [
+    (PLAN, "sim"),
+    (replace(PLAN, source="schwab", start=None), "schwab"),
+    (replace(PLAN, replay=(Path("recordings"),), start=None, seed=1), "replay"),
+])
+def test_healthz_names_where_the_minutes_come_from(plan: RunPlan, name: str) -> None:
+    assert plan.source_name == name
+
+
+def test_a_running_daemon_reports_its_source_on_healthz(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[dict[str, Any]] = []
+    decided: list[Decided] = []
+
+    def ask_healthz(events: Sequence[Event]) -> None:
+        # The health summary is updated when a minute's iteration ends: ask in the second.
+        decided.extend(event for event in events if isinstance(event, Decided))
+        if seen or len(decided) < 2:
+            return
+        port = int(re.findall(r"127\.0\.0\.1:(\d+)/healthz", caplog.text)[-1])
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{port}/healthz", timeout=5.0) as answer:
+            seen.append(json.loads(answer.read()))
+
+    with caplog.at_level(logging.INFO, logger="gexbot"):
+        run(replace(PLAN, minutes=3, http_port=0, db=tmp_path / "health.db"),
+            sinks=[ask_healthz])
+    assert seen
+    assert seen[0]["source"] == "sim"
+

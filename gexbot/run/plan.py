@@ -99,6 +99,11 @@ class RunPlan:
         """On a simulated clock as fast as it goes (the store then writes minutes in batches)."""
         return self.speed is None and not self.realtime
 
+    @property
+    def source_name(self) -> str:
+        """`schwab`, `sim` or `replay`: where the minutes come from, as /healthz names it."""
+        return "replay" if self.replay else self.source
+
     def describe_source(self) -> str:
         """The market and clock in words, for the run's first log line."""
         if self.replay:

@@ -161,6 +161,7 @@ def _run(
                 fetch_delay=LIVE_FETCH_DELAY if plan.realtime else timedelta(0),
                 max_minutes=plan.minutes,
                 metrics=metrics,
+                source=plan.source_name,
             )
             try:
                 loop.run(_session_list(plan, opened, clock))

@@ -196,6 +196,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._reply(404, "text/plain; charset=utf-8", b"not found\n")
 
+    # A HEAD (a load balancer's or uptime checker's probe) gets the GET's status and headers.
+    do_HEAD = do_GET
+
     def _page(self, page: Callable[[], bytes]) -> None:
         """The live page, drawn on this request's thread (never the loop's)."""
         try:
@@ -213,7 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("health endpoint: " + format, *args)

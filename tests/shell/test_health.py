@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import math
@@ -200,6 +201,22 @@ def test_metrics_use_their_own_registry() -> None:
 
 def test_unknown_path_is_404(server: HealthServer) -> None:
     assert get(url(server, "/nope"))[0] == 404
+
+
+@pytest.mark.parametrize(("path", "code"), [("/healthz", 200), ("/metrics", 200), ("/nope", 404)])
+def test_a_head_request_gets_the_status_and_headers_of_a_get(
+    server: HealthServer, path: str, code: int
+) -> None:
+    """Uptime checkers probe with HEAD: the same answer as GET, without the body."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5.0)
+    try:
+        connection.request("HEAD", path)
+        response = connection.getresponse()
+        assert response.status == code
+        assert int(response.headers["Content-Length"]) == len(get(url(server, path))[2])
+        assert response.read() == b""
+    finally:
+        connection.close()
 
 
 def test_probe_and_its_cli(server: HealthServer, clock: FakeClock) -> None:
