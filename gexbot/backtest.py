@@ -38,9 +38,8 @@ from gexbot.research.enums import EXIT_COUNT_FIELDS, EXIT_REASONS
 from gexbot.research.evaluate import Backtest, backtest
 from gexbot.research.featureset import FeatureSet, load_features, open_features
 from gexbot.research.records import to_trades
-from gexbot.research.resultsdb import results_database, write_run
+from gexbot.research.resultsdb import check_results_database, results_database, write_run
 from gexbot.research.stats import max_drawdown, sharpe, sortino
-from gexbot.shell.dbfile import check_database_path
 from gexbot.shell.notify import signed_usd, usd
 from gexbot.shell.schema import trade_row
 from gexbot.wording import counted
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     """Load or build the features, trade them, print the summary and store the run."""
     check_workers(args)
     check_output(args)
-    check_database_path(args.db)  # before the work, not after it
+    check_results_database(args.db)
     preset, overrides = strategy_preset(args)
     spec = data_spec(args)
     if spec is not None and args.features is not None:

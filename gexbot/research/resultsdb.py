@@ -4,11 +4,18 @@ Trades keep the daemon's `trades` columns, in its order and meanings, plus the r
 queries written for the daemon's database work on a backtest's trades. A run id is a hash of
 what the run depends on, so running the same backtest again replaces its rows instead of adding
 a second copy; everything of a run is written in one transaction.
+
+`check_results_database` looks at `--db` before any work (a backtest or a sweep may take
+minutes): a folder, a file that is not a DuckDB database, a file another process holds open, a
+folder that cannot take a new file, or a name DuckDB would read as something other than a local
+file is refused in one line naming it, and nothing is created. A database a run created is
+removed again if the run fails before writing to it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,22 +47,45 @@ TABLES = {
 }
 
 
+def check_results_database(path: Path) -> None:
+    """ConfigError, touching nothing, unless results can be written to `path` now: the
+    daemon's checks of the name and the file (`check_database_path`), then a file another
+    process holds open, or a folder that cannot take a new file."""
+    check_database_path(path)
+    if path.exists():
+        open_results(path).close()
+        return
+    folder = path.parent
+    if not folder.is_dir():
+        raise ConfigError(f"--db {path}: no folder {folder} to create it in")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"--db {path}: the folder {folder} is not writable")
+
+
 @contextlib.contextmanager
 def results_database(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     """An open results database with its tables; ConfigError in one line if it cannot be, and
-    StorageError in one line when a write in it fails for want of space or permission."""
+    StorageError in one line when a write in it fails for want of space or permission. A file
+    this call created is removed when the block fails, so a failed run leaves none."""
+    created = not path.exists()
     con = open_results(path)
     try:
-        for table, columns in TABLES.items():
-            _ensure(con, path, table, columns)
-        yield con
-    except (duckdb.Error, OSError) as problem:
-        failure = write_failure(path, problem)
-        if failure is None:
-            raise
-        raise failure from None
-    finally:
-        con.close()
+        try:
+            for table, columns in TABLES.items():
+                _ensure(con, path, table, columns)
+            yield con
+        except (duckdb.Error, OSError) as problem:
+            failure = write_failure(path, problem)
+            if failure is None:
+                raise
+            raise failure from None
+        finally:
+            con.close()
+    except BaseException:
+        if created:
+            for part in (path, path.with_name(path.name + ".wal")):
+                part.unlink(missing_ok=True)
+        raise
 
 
 def open_results(path: Path) -> duckdb.DuckDBPyConnection:

@@ -38,10 +38,11 @@ from gexbot.research.grid import Grid, load_grid
 from gexbot.research.markets import DataSpec
 from gexbot.research.measure import SweepFigures, chunk_rows, sweep_figures
 from gexbot.research.params import apply_overrides, kernel_vector, split_overrides
+from gexbot.research.resultsdb import check_results_database
 from gexbot.research.sweepdb import SweepStore
 from gexbot.research.walkforward import walk_forward
 from gexbot.settings import Preset, load_variant
-from gexbot.shell.dbfile import check_database_path, write_failure
+from gexbot.shell.dbfile import write_failure
 from gexbot.shell.notify import signed_usd, usd
 from gexbot.wording import counted
 
@@ -105,7 +106,11 @@ def run_sweep(
         raise ConfigError(f"--metric {plan.metric}: expected one of {', '.join(metrics.METRICS)}")
     if plan.scheduler is None and plan.workers < 1:
         raise ConfigError(f"--workers must be at least 1 (got {plan.workers})")
-    check_database_path(plan.db)  # before the work, not after it
+    check_results_database(plan.db)
+    if plan.scheduler is not None:
+        # reached once before the work (and the results file) begins, not after minutes
+        with dask_client(plan.scheduler, plan.workers, plan.connect_timeout_s):
+            pass
     prepared = _prepare(plan)
     dates = prepared.feature_sets[0].dates
     if plan.walk_forward is not None and len(dates) <= plan.walk_forward[0]:

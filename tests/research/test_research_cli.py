@@ -225,7 +225,8 @@ def test_a_results_database_that_is_not_one_is_refused(
     code = backtest.main(["--variant", "es", "--features", str(built), "--db", str(bad)])
     out, err = capsys.readouterr()
     assert code == 2, err
-    assert "is not a DuckDB database" in err
+    assert f"{bad} is not a DuckDB database" in err
+    assert bad.read_bytes() == b"this is no database" * 100
     assert "Traceback" not in out + err
 
 

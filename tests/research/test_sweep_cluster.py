@@ -62,9 +62,10 @@ def test_an_unreachable_scheduler_is_one_line_naming_it_within_the_timeout(
         run_sweep(plan(tmp_path, scheduler=address, connect_timeout_s=1.0), print,
                   progress=False)
     assert time.monotonic() - started < 60
+    assert not (tmp_path / "results.db").exists()
     grid = tmp_path / "grid.yaml"
     for bad in (address, "tcp://no-such-host.invalid:8786", "not a scheduler"):
-        code = sweep_cli.main(["--variant", "es", *DATA_ARGS, "--out", str(features_dir()),
+        code = sweep_cli.main(["--variant", "es", *DATA_ARGS, "--out", str(tmp_path / "f"),
                                "--grid", str(grid), "--db", str(tmp_path / "other.db"),
                                "--scheduler", bad, "--connect-timeout", "1", "--no-progress"])
         captured = capsys.readouterr()
@@ -73,3 +74,6 @@ def test_an_unreachable_scheduler_is_one_line_naming_it_within_the_timeout(
         assert len(critical) == 1
         assert f"--scheduler {bad}: cannot reach a Dask scheduler there within 1 s" in critical[0]
         assert "Traceback" not in captured.out + captured.err
+        # refused before the feature tables are built or the results database is created
+        assert not (tmp_path / "f").exists()
+        assert not (tmp_path / "other.db").exists()
