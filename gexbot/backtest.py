@@ -25,12 +25,13 @@ import numpy as np
 
 from gexbot import __version__
 from gexbot.cli import ArgumentParser
-from gexbot.errors import EXIT_OK, ConfigError, exit_code_of
+from gexbot.errors import EXIT_OK, ConfigError
 from gexbot.research.cli import (
     add_data_arguments,
     check_output,
     check_workers,
     data_spec,
+    run_command,
     setup_output,
     strategy_preset,
 )
@@ -65,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the backtest; the return value is the exit code."""
     args = build_parser().parse_args(argv)
     setup_output()
-    return exit_code_of(lambda: run(args), log)
+    return run_command(lambda: run(args), log, f"nothing stored in {args.db}; the same command"
+                       " reuses the feature tables built so far")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@
     ├── CalendarError    a date outside the exchange calendar     -> one line, exit 2
     ├── StorageError     a full disk, a read-only folder          -> one line, exit 2
     ├── AuthError        Schwab refused our credentials           -> alert once, stop (exit 3)
+    ├── Interrupted      a one-shot command stopped before its end -> one line, exit 2
     └── DataError        one minute's market data is unusable     -> skip the minute
         └── TransientError  timeout, 429, 5xx after retries      -> skip the minute
 
@@ -62,6 +63,16 @@ class AuthError(GexbotError):
     """Schwab refused the credentials (refresh token expired, revoked or wrong app key)."""
 
     exit_code = EXIT_AUTH
+
+
+class Interrupted(GexbotError):
+    """Ctrl-C (or SIGTERM, SIGHUP) stopped a one-shot command before it finished its work.
+
+    Not exit 0: `features build && backtest` must not go on from half-built tables; the message
+    says what was kept and that the same command goes on from there.
+    """
+
+    exit_code = EXIT_CONFIG
 
 
 class DataError(GexbotError):

@@ -18,12 +18,13 @@ from collections.abc import Sequence
 
 from gexbot import __version__
 from gexbot.cli import ArgumentParser
-from gexbot.errors import EXIT_OK, ConfigError, exit_code_of
+from gexbot.errors import EXIT_OK, ConfigError
 from gexbot.research.cli import (
     add_data_arguments,
     check_output,
     check_workers,
     data_spec,
+    run_command,
     setup_output,
     strategy_preset,
 )
@@ -48,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; the return value is the exit code."""
     args = build_parser().parse_args(argv)
     setup_output()
-    return exit_code_of(lambda: _build(args), log)
+    return run_command(lambda: _build(args), log,
+                       "the tables built so far are kept; the same command builds the rest")
 
 
 def _build(args: argparse.Namespace) -> int:

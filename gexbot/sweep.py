@@ -16,11 +16,13 @@ from pathlib import Path
 
 from gexbot import __version__
 from gexbot.cli import ArgumentParser
-from gexbot.errors import EXIT_OK, ConfigError, exit_code_of
+from gexbot.errors import EXIT_OK, ConfigError
 from gexbot.research.cli import (
     add_data_arguments,
+    check_output,
     check_workers,
     data_spec,
+    run_command,
     setup_output,
     strategy_preset,
 )
@@ -66,11 +68,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a sweep; the return value is the process exit code."""
     args = build_parser().parse_args(argv)
     setup_output()
-    return exit_code_of(lambda: _run(args), log)
+    return run_command(lambda: _run(args), log,
+                       f"the same command goes on from what is stored in {args.db}")
 
 
 def _run(args: argparse.Namespace) -> int:
     check_workers(args)
+    check_output(args)
     spec = data_spec(args)
     if spec is None:
         raise ConfigError("name the data: --source sim --start DATE --days N, or --replay PATH")

@@ -8,15 +8,18 @@ by the preset schema; every refusal is one line and exit code 2.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from gexbot.cli import iso_date
-from gexbot.errors import ConfigError
+from gexbot.errors import ConfigError, Interrupted, exit_code_of
 from gexbot.research.markets import DataSpec
 from gexbot.research.params import apply_overrides, parse_assignment
 from gexbot.settings import Preset, load_variant
 from gexbot.shell.logs import setup_logging
+from gexbot.shell.signals import interrupt_on_stop_signals
 
 DEFAULT_FEATURES = Path("features")
 
@@ -78,6 +81,21 @@ def check_output(args: argparse.Namespace) -> None:
     """ConfigError for an --out that exists and is no folder (tables are written under it)."""
     if args.out.exists() and not args.out.is_dir():
         raise ConfigError(f"--out: {args.out} is not a folder")
+
+
+def run_command(body: Callable[[], int], log: logging.Logger, interrupted: str) -> int:
+    """A research command's exit code: SIGTERM and SIGHUP stop it as Ctrl-C does, and a stop
+    before its work is done is one line saying `interrupted` and exit 2, never exit 0 (which
+    would let `features build && backtest` go on)."""
+    interrupt_on_stop_signals()
+
+    def guarded() -> int:
+        try:
+            return body()
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted: {interrupted}") from None
+
+    return exit_code_of(guarded, log)
 
 
 def setup_output() -> None:

@@ -9,11 +9,19 @@ take each result as it ends. When a worker dies the scheduler gives its chunks t
 
 The workers import gexbot: a remote cluster needs the same gexbot (with the research extra)
 installed on every worker.
+
+Ctrl-C in a terminal reaches the whole process group, the local cluster's worker processes too;
+left to it, each dies with a traceback and the scheduler logs the chunks and the feature arrays
+it lost. Stopping them is the sweep's job (it closes the cluster), so the local workers ignore
+SIGINT from their first instant (`dask_setup`, Dask's preload hook) and the scheduler's account
+of a shutdown the user asked for is not printed.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,12 +32,19 @@ import numpy as np
 from gexbot.errors import ConfigError
 from gexbot.research.evaluate import evaluate_vectors
 from gexbot.research.featureset import FeatureSet
+from gexbot.shell.signals import stop_signals_held
 
 log = logging.getLogger("gexbot.sweep")
 
-QUIET_LOGGERS = {"distributed": logging.WARNING, "distributed.nanny": logging.ERROR}
+QUIET_LOGGERS = {"distributed": logging.WARNING, "distributed.nanny": logging.ERROR,
+                 "tornado.application": logging.CRITICAL}
 """Dask's own chatter about starting and stopping workers is not the sweep's news; a worker
-that dies still shows, as the scheduler's warning."""
+that dies still shows, as the scheduler's warning. Errors of callbacks in Dask's event loop
+(tornado's) reach the sweep as the failure of its own calls; the one a Ctrl-C sets off in
+Dask's `sync` (it cancels a call not yet started) would only add a traceback."""
+SHUTDOWN_LOGGERS = ("distributed", "distributed.scheduler", "distributed.client",
+                    "distributed.nanny", "distributed.worker", "distributed.core")
+"""Silenced once the user has asked the sweep to stop: what they say then is the shutdown."""
 CONNECT_TIMEOUT_S = 10.0
 """How long to try an existing scheduler before saying it cannot be reached."""
 
@@ -45,6 +60,11 @@ class Chunk:
 
 ChunkResult = tuple[np.ndarray, np.ndarray, np.ndarray]
 """(daily PnL, trades per session, counts) of a chunk, rows in the chunk's order."""
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask's preload hook, run in each local worker process as it starts (restarts too)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def evaluate_chunk(matrix: np.ndarray, features: FeatureSet) -> ChunkResult:
@@ -66,19 +86,27 @@ def dask_client(
     for name, level in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(level)
     if scheduler is None:
-        cluster = dask.LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address="127.0.0.1:0",
-            silence_logs=logging.ERROR,
-        )
-        client = dask.Client(cluster)
+        cluster = client = None
         try:
+            with stop_signals_held():  # a stop asked while the workers start lands below
+                cluster = dask.LocalCluster(
+                    n_workers=workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address="127.0.0.1:0",
+                    silence_logs=logging.CRITICAL,  # a chunk's error reaches the sweep
+                    preload=[__name__],
+                )
+                client = dask.Client(cluster)
             yield client
+        except KeyboardInterrupt:
+            _quiet_shutdown()
+            raise
         finally:
-            client.close()
-            cluster.close()
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
         return
     try:
         client = dask.Client(scheduler, timeout=timeout_s)
@@ -89,8 +117,16 @@ def dask_client(
         ) from None
     try:
         yield client
+    except KeyboardInterrupt:
+        _quiet_shutdown()
+        raise
     finally:
         client.close()
+
+
+def _quiet_shutdown() -> None:
+    for name in SHUTDOWN_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 def dashboard(client: Any) -> str | None:
@@ -123,9 +159,12 @@ def run_chunks(
     by_key: dict[str, Chunk] = {}
     for group in wanted:
         mine = [chunk for chunk in chunks if chunk.group == group]
-        submitted = client.map(
-            evaluate_chunk, [chunk.matrix for chunk in mine], features=scattered[group]
-        )
+        with warnings.catch_warnings():
+            # the chunks' parameter matrices are the work itself, sent once: not a mistake
+            warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+            submitted = client.map(
+                evaluate_chunk, [chunk.matrix for chunk in mine], features=scattered[group]
+            )
         for future, chunk in zip(submitted, mine, strict=True):
             by_key[future.key] = chunk
         futures.extend(submitted)
@@ -133,6 +172,9 @@ def run_chunks(
         for future, result in _distributed().as_completed(futures, with_results=True):
             on_result(by_key[future.key], result)
             future.release()
+    except KeyboardInterrupt:
+        _quiet_shutdown()  # before the cancellations below, which the client would report
+        raise
     finally:
         for future in futures:
             future.cancel()

@@ -14,10 +14,11 @@ import hashlib
 import json
 import logging
 import os
+import signal
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -29,7 +30,7 @@ from gexbot import __version__
 from gexbot.core.engine import EngineParams
 from gexbot.core.hmm import HmmModel, model_from_dict, model_to_dict
 from gexbot.core.types import SessionTimes
-from gexbot.errors import ConfigError
+from gexbot.errors import ConfigError, Interrupted
 from gexbot.research.fold import COLUMN_DTYPES, fold_session
 from gexbot.research.markets import DataSpec, MarketData
 from gexbot.research.params import apply_overrides, table_identity
@@ -42,6 +43,7 @@ from gexbot.research.tables import (
     write_session,
 )
 from gexbot.settings import Preset, load_variant
+from gexbot.shell.signals import stop_signals_held
 from gexbot.wording import counted
 
 log = logging.getLogger("gexbot.research")
@@ -229,9 +231,10 @@ def _synced(
         else:
             stale.append((session, why))
     if stale:
-        _report(stale, directory, len(sessions))
+        _make_folder(directory)
         jobs = [(s, {**provenance, "data_id": market.data_id(s)}) for s, _ in stale]
-        _build(market, preset, jobs, directory, workers)
+        _build(market, preset, jobs, directory, workers,
+               lambda: _report(stale, directory, len(sessions)))
         for session, _ in stale:
             stored[session.date] = read_session(table_path(directory, session.date.isoformat()))
     return _assemble(preset.variant, preset, directory, provenance,
@@ -269,10 +272,35 @@ def _report(stale: Sequence[tuple[SessionTimes, str]], directory: Path, total: i
 _WORKER: dict[str, Any] = {}
 
 
+def _make_folder(directory: Path) -> None:
+    """The folder the tables go to, or ConfigError in one line saying why it cannot be."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as problem:
+        raise ConfigError(
+            f"{directory}: cannot create the feature table folder ({problem.strerror}); pass"
+            " another --out"
+        ) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(f"{directory}: the feature table folder is not writable")
+
+
 def _worker_start(
     data: DataSpec, preset: Preset, model_file: Path | None, model: dict[str, Any]
 ) -> None:
-    """Open the market once per worker process."""
+    """A pool process's start: Ctrl-C is the parent's to handle (it reaches the whole process
+    group, and a worker's traceback would only repeat it); SIGTERM ends it quietly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())  # held back by the parent until here
+    _open_market(data, preset, model_file, model)
+
+
+def _open_market(
+    data: DataSpec, preset: Preset, model_file: Path | None, model: dict[str, Any]
+) -> None:
+    """Open the market once per process building tables."""
     _WORKER["market"] = MarketData(data, preset, model_file)
     _WORKER["params"] = EngineParams.from_preset(preset, model_from_dict(model))
 
@@ -291,21 +319,59 @@ def _build(
     jobs: Sequence[tuple[SessionTimes, dict[str, Any]]],
     directory: Path,
     workers: int | None,
+    announce: Callable[[], None],
 ) -> None:
-    """Fold and write the sessions of `jobs`, in parallel processes when there are several."""
+    """Fold and write the sessions of `jobs`, in parallel processes when there are several;
+    `announce` says what is built, once the work is under way (so Ctrl-C after it is counted)."""
     started = time.perf_counter()
     tasks = [(s, p, table_path(directory, s.date.isoformat())) for s, p in jobs]
     count = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
     opening = (market.spec, preset, market.model_file, model_to_dict(market.model))
-    if count == 1:
-        _worker_start(*opening)
-        minutes = sum(map(_worker_build, tasks))
-    else:
-        with ProcessPoolExecutor(count, initializer=_worker_start, initargs=opening) as pool:
-            minutes = sum(pool.map(_worker_build, tasks))
+    finished: list[int] = []
+    """The minutes of each table written so far."""
+    try:
+        announce()
+        if count == 1:
+            _open_market(*opening)
+            for task in tasks:
+                finished.append(_worker_build(task))
+        else:
+            _build_in(count, tasks, opening, finished)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: {len(finished)} of {counted(len(tasks), 'session table')} built in"
+            f" {directory}; the same command builds the rest"
+        ) from None
+    except OSError as problem:  # a full disk, a folder made read-only meanwhile
+        raise ConfigError(
+            f"{directory}: cannot write the feature tables ({problem.strerror or problem})"
+        ) from None
     log.info("built %s (%s) in %.1f s on %s", counted(len(tasks), "session table"),
-             counted(minutes, "minute"), time.perf_counter() - started,
+             counted(sum(finished), "minute"), time.perf_counter() - started,
              counted(count, "process", "processes"))
+
+
+def _build_in(
+    count: int,
+    tasks: Sequence[tuple[SessionTimes, dict[str, Any], Path]],
+    initargs: tuple[DataSpec, Preset, Path | None, dict[str, Any]],
+    finished: list[int],
+) -> None:
+    """Build `tasks` in `count` processes, adding each written table's minutes to `finished`;
+    when interrupted, the sessions not begun are cancelled and those under way end first."""
+    pool = None
+    futures: list[Future[int]] = []
+    try:
+        with stop_signals_held():  # the processes start (fork) at the first submit
+            pool = ProcessPoolExecutor(count, initializer=_worker_start, initargs=initargs)
+            futures += [pool.submit(_worker_build, task) for task in tasks]
+        for future in as_completed(futures):  # a stop asked while starting lands here
+            future.result()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        finished.extend(f.result() for f in futures
+                        if f.done() and not f.cancelled() and f.exception() is None)
 
 
 def _assemble(

@@ -22,7 +22,7 @@ import duckdb
 import numpy as np
 
 from gexbot import __version__
-from gexbot.errors import ConfigError
+from gexbot.errors import ConfigError, Interrupted
 from gexbot.research import metrics
 from gexbot.research.cluster import (
     CONNECT_TIMEOUT_S,
@@ -214,44 +214,46 @@ def _compute(
 
     grid = prepared.grid
     done = 0
-    with dask_client(plan.scheduler, plan.workers, plan.connect_timeout_s) as client:
-        link = dashboard(client)
-        echo(f"Dask dashboard: {link}" if link else "Dask: no dashboard (install bokeh)")
-        workers = max(1, len(client.scheduler_info().get("workers", {})))
-        chunks = _chunks(prepared, todo, plan.chunk_size or _chunk_size(len(todo), workers))
-        bar = tqdm(total=len(todo), unit=" combinations", disable=not progress, smoothing=0.1)
 
-        def take(chunk: Chunk, result: ChunkResult) -> None:
-            nonlocal done
-            daily, trades, counts = result
-            picked = [prepared.rows[i] for i in chunk.rows]
-            frame = chunk_rows(
-                [prepared.combos[i] for i in chunk.rows],
-                prepared.feature_sets[chunk.group].table_key,
-                {k: [grid.combinations[r][j] for r in picked] for j, k in enumerate(grid.keys)},
-                daily, trades, counts,
-            )
-            done += store.add_results(sweep, frame, daily, trades,
-                                      prepared.feature_sets[chunk.group].dates)
-            bar.update(len(chunk.rows))
-            if on_chunk is not None:
-                on_chunk(done)
+    def take(chunk: Chunk, result: ChunkResult) -> None:
+        nonlocal done
+        daily, trades, counts = result
+        picked = [prepared.rows[i] for i in chunk.rows]
+        frame = chunk_rows(
+            [prepared.combos[i] for i in chunk.rows],
+            prepared.feature_sets[chunk.group].table_key,
+            {k: [grid.combinations[r][j] for r in picked] for j, k in enumerate(grid.keys)},
+            daily, trades, counts,
+        )
+        done += store.add_results(sweep, frame, daily, trades,
+                                  prepared.feature_sets[chunk.group].dates)
+        bar.update(len(chunk.rows))
+        if on_chunk is not None:
+            on_chunk(done)
 
-        try:
-            run_chunks(client, prepared.feature_sets, chunks, take)
-        except KilledWorker as problem:
-            raise ConfigError(
-                f"workers died again and again running one chunk ({problem});"
-                f" {counted(done, 'new combination')} stored in {plan.db}, the same command"
-                " computes the rest"
-            ) from None
-        except KeyboardInterrupt:
-            bar.close()
-            echo(f"interrupted: {counted(done, 'new combination')} stored in {plan.db}; the same"
-                 " command computes the rest")
-            raise
-        finally:
-            bar.close()
+    try:
+        with dask_client(plan.scheduler, plan.workers, plan.connect_timeout_s) as client:
+            link = dashboard(client)
+            echo(f"Dask dashboard: {link}" if link else "Dask: no dashboard (install bokeh)")
+            workers = max(1, len(client.scheduler_info().get("workers", {})))
+            size = plan.chunk_size or _chunk_size(len(todo), workers)
+            bar = tqdm(total=len(todo), unit=" combinations", disable=not progress,
+                       smoothing=0.1)
+            try:
+                run_chunks(client, prepared.feature_sets, _chunks(prepared, todo, size), take)
+            finally:
+                bar.close()
+    except KilledWorker as problem:
+        raise ConfigError(
+            f"workers died again and again running one chunk ({problem});"
+            f" {counted(done, 'new combination')} stored in {plan.db}, the same command"
+            " computes the rest"
+        ) from None
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: {counted(done, 'new combination')} stored in {plan.db}; the same"
+            " command computes the rest"
+        ) from None
 
 
 def _chunk_size(count: int, workers: int) -> int:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -73,3 +74,18 @@ def interrupt_on_stop_signals() -> None:
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, interrupt)
+
+
+@contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Hold the stop signals back while child processes are started, then deliver any that came.
+
+    Ctrl-C reaches the whole process group: a child that gets it before it has set itself up
+    prints a traceback, and a parent interrupted between starting children and the code that
+    stops them leaves them running. A child started in here begins with the signals blocked.
+    """
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)

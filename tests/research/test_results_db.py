@@ -33,7 +33,8 @@ def held(tmp_path: Path) -> Iterator[tuple[Path, int]]:
          " sys.stdin.read()", str(path)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )
-    assert holder.stdout is not None and holder.stdout.readline() == "ready\n"
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == "ready\n"
     yield path, holder.pid
     assert holder.stdin is not None
     holder.stdin.close()
@@ -113,12 +114,19 @@ def test_a_database_the_run_created_is_removed_when_the_run_fails(tmp_path: Path
     path = tmp_path / "new.db"
     check_results_database(path)
     assert not path.exists()
-    with pytest.raises(RuntimeError), results_database(path):
-        assert path.exists()
-        raise RuntimeError("the write failed")
+    seen = []
+
+    def fail_inside() -> None:
+        with results_database(path):
+            seen.append(path.exists())
+            raise RuntimeError("the write failed")
+
+    with pytest.raises(RuntimeError):
+        fail_inside()
+    assert seen == [True]
     assert not path.exists()
     with results_database(path):
         pass
-    with pytest.raises(RuntimeError), results_database(path):
-        raise RuntimeError("a later failure leaves the earlier database alone")
+    with pytest.raises(RuntimeError):
+        fail_inside()
     assert path.exists()

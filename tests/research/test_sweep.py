@@ -13,6 +13,7 @@ from sweep_data import COMBINATIONS, DATA, DATA_ARGS, features_dir, plan, table
 
 from gexbot import sweep as sweep_cli
 from gexbot.errors import StorageError
+from gexbot.errors import Interrupted
 from gexbot.research import metrics
 from gexbot.research.cli import data_spec
 from gexbot.research.evaluate import evaluate_many
@@ -83,7 +84,7 @@ def test_an_interrupted_sweep_keeps_its_chunks_and_the_rerun_computes_the_rest(
         if stored >= 4:
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match=r"interrupted: .* new combinations stored in"):
         run_sweep(plan(tmp_path, "parts.db", chunk_size=2), _quiet, progress=False,
                   on_chunk=interrupt)
     with duckdb.connect(str(tmp_path / "parts.db"), read_only=True) as con:
