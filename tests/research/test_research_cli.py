@@ -169,6 +169,22 @@ def test_bad_arguments_are_refused_in_one_line(
     _one_line_refusal(capsys, code, says)
 
 
+@pytest.mark.parametrize("command", ["backtest", "features"])
+def test_a_feature_folder_that_cannot_be_made_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    (tmp_path / "notes.txt").write_text("a file, not a folder\n")
+    for out in (tmp_path / "notes.txt" / "features", Path("/proc/gexbot-features")):
+        args = ["--variant", "es", "--source", "sim", "--seed", "4", "--start", "2026-10-06",
+                "--days", "1", "--out", str(out)]
+        if command == "backtest":
+            code = backtest.main([*args, "--db", str(tmp_path / "r.db")])
+        else:
+            code = features.main(["build", *args])
+        _one_line_refusal(capsys, code, "cannot create the feature table folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_recordings_of_another_variant_are_refused(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "rec" / "nq"

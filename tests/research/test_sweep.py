@@ -154,6 +154,7 @@ def test_the_command_runs_a_sweep_and_prints_the_figures(
         (["--walk-forward", "5:1"], "strategy.ofi.long_above: [1]", "the data has 5 sessions"),
         (["--walk-forward", "5"], "strategy.ofi.long_above: [1]", "expected TRAIN:TEST"),
         (["--workers", "0"], "strategy.ofi.long_above: [1]", "--workers must be at least 1"),
+        (["--out", "{tmp}/grid.yaml"], "strategy.ofi.long_above: [1]", "is not a folder"),
         (["--db", "{tmp}"], "strategy.ofi.long_above: [1]", "is a folder; name a DuckDB file"),
     ],
 )
