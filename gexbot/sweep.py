@@ -33,6 +33,7 @@ from gexbot.research.walkforward import parse_windows
 
 log = logging.getLogger("gexbot.sweep")
 DEFAULT_RESULTS = Path("results.db")
+MAX_CONNECT_TIMEOUT_S = 3600.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +76,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     check_workers(args)
     check_output(args)
+    if not 0 < args.connect_timeout <= MAX_CONNECT_TIMEOUT_S:  # also NaN
+        raise ConfigError(
+            f"--connect-timeout {args.connect_timeout:g}: expected seconds above 0, at most"
+            f" {MAX_CONNECT_TIMEOUT_S:g}"
+        )
     spec = data_spec(args)
     if spec is None:
         raise ConfigError("name the data: --source sim --start DATE --days N, or --replay PATH")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,7 @@ from gexbot.shell.logs import setup_logging
 from gexbot.shell.signals import interrupt_on_stop_signals
 
 DEFAULT_FEATURES = Path("features")
+WORKERS_PER_CORE = 4
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,10 +73,22 @@ def strategy_preset(args: argparse.Namespace) -> tuple[Preset, dict[str, object]
     return apply_overrides(preset, overrides), overrides
 
 
+def max_workers() -> int:
+    """The most worker processes a command starts here: more than a few per core only adds
+    processes (each a Python with numba and the feature arrays), and a mistyped count must not
+    start thousands."""
+    return WORKERS_PER_CORE * (os.cpu_count() or 1)
+
+
 def check_workers(args: argparse.Namespace) -> None:
-    """ConfigError for a worker count below 1."""
+    """ConfigError for a worker count below 1 or above `max_workers()`."""
     if args.workers is not None and args.workers < 1:
         raise ConfigError("--workers must be at least 1")
+    if args.workers is not None and args.workers > max_workers():
+        raise ConfigError(
+            f"--workers {args.workers}: at most {max_workers()} on this machine"
+            f" ({WORKERS_PER_CORE} per core)"
+        )
 
 
 def check_output(args: argparse.Namespace) -> None:

@@ -148,6 +148,8 @@ def _one_line_refusal(capsys: pytest.CaptureFixture[str], code: int, says: str) 
         (["--source", "sim", "--start", "2026-10-01", "--days", "0"], "--days must be"),
         (["--source", "sim", "--start", "2026-10-01", "--days", "1", "--workers", "0"],
          "--workers must be"),
+        (["--source", "sim", "--start", "2026-10-01", "--days", "1", "--workers", "100000"],
+         "--workers 100000: at most"),
         (["--replay", "no/such/folder"], "no such recording file or folder"),
         (["--source", "sim", "--start", "1999-01-04", "--days", "1"],
          "the simulated market runs from 2020-01-02"),

@@ -155,6 +155,11 @@ def test_the_command_runs_a_sweep_and_prints_the_figures(
         (["--walk-forward", "5"], "strategy.ofi.long_above: [1]", "expected TRAIN:TEST"),
         (["--workers", "0"], "strategy.ofi.long_above: [1]", "--workers must be at least 1"),
         (["--out", "{tmp}/grid.yaml"], "strategy.ofi.long_above: [1]", "is not a folder"),
+        (["--workers", "100000"], "strategy.ofi.long_above: [1]", "--workers 100000: at most"),
+        (["--connect-timeout", "nan"], "strategy.ofi.long_above: [1]",
+         "--connect-timeout nan: expected seconds above 0"),
+        (["--connect-timeout", "-5"], "strategy.ofi.long_above: [1]",
+         "--connect-timeout -5: expected seconds above 0"),
         (["--db", "{tmp}"], "strategy.ofi.long_above: [1]", "is a folder; name a DuckDB file"),
     ],
 )
