@@ -98,7 +98,7 @@ def test_a_results_database_that_cannot_be_written_is_refused_before_any_work(
 def test_a_database_another_process_holds_is_refused_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], held: tuple[Path, int], command: str
 ) -> None:
-    db, pid = held
+    db, _ = held
     grid = tmp_path / "grid.yaml"
     grid.write_text("strategy.ofi.long_above: [1.5, 2.0]\n")
     out = ["--out", str(tmp_path / "features"), "--db", str(db)]

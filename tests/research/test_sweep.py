@@ -12,8 +12,7 @@ import pytest
 from sweep_data import COMBINATIONS, DATA, DATA_ARGS, features_dir, plan, table
 
 from gexbot import sweep as sweep_cli
-from gexbot.errors import StorageError
-from gexbot.errors import Interrupted
+from gexbot.errors import Interrupted, StorageError
 from gexbot.research import metrics
 from gexbot.research.cli import data_spec
 from gexbot.research.evaluate import evaluate_many
